@@ -1,0 +1,125 @@
+"""The schema, as SQLAlchemy 2 declarative models.
+
+These classes are the single source of truth for the migrations (``alembic check`` must find
+no difference) and are used by the repository only to build statements; ORM objects never
+leave ``storage/``.
+
+Identifiers that come from Slack, Teams or a backend (channel, thread, user and session ids)
+are unbounded strings: Teams conversation ids easily exceed 100 characters and we must not
+fail on PostgreSQL where SQLite would silently accept a longer value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import DateTime, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+EVENT_KEY_MAX = 255
+RUN_ID_MAX = 32
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database.
+
+    PostgreSQL stores ``timestamptz`` natively; SQLite has no timezone support and hands back
+    naive values. Writing always converts to UTC and reading always attaches UTC, so callers
+    see aware datetimes everywhere and SQLite's text ordering matches time ordering.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; storage needs timezone-aware values")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Conversation(Base):
+    """One chat thread and the backend conversation (session) it continues."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("platform", "workspace", "channel", "thread"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String)
+    workspace: Mapped[str] = mapped_column(String)
+    channel: Mapped[str] = mapped_column(String)
+    thread: Mapped[str] = mapped_column(String)
+    backend: Mapped[str] = mapped_column(String)
+    session_id: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Run(Base):
+    """One question asked in a thread and what became of it.
+
+    Thread coordinates are copied from the conversation so history queries ("my recent
+    questions in this channel") need no join.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_history", "platform", "workspace", "channel", "asker", "created_at"),
+        Index("ix_runs_status", "status"),
+        Index("ix_runs_reply", "reply_channel", "reply_ts"),
+    )
+
+    id: Mapped[str] = mapped_column(String(RUN_ID_MAX), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String)
+    workspace: Mapped[str] = mapped_column(String)
+    channel: Mapped[str] = mapped_column(String)
+    thread: Mapped[str] = mapped_column(String)
+    question: Mapped[str] = mapped_column(Text)
+    asker: Mapped[str] = mapped_column(String)
+    backend: Mapped[str] = mapped_column(String)
+    backend_run_id: Mapped[str | None] = mapped_column(String)
+    session_id: Mapped[str | None] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String(16))
+    reply_channel: Mapped[str | None] = mapped_column(String)
+    reply_ts: Mapped[str | None] = mapped_column(String)
+    error: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)  # JSON text, decoded by the repository
+    stopped_by: Mapped[str | None] = mapped_column(String)
+    feedback: Mapped[str | None] = mapped_column(String(16))
+    feedback_by: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Event(Base):
+    """The ledger of inbound chat events already claimed by some replica."""
+
+    __tablename__ = "events"
+
+    key: Mapped[str] = mapped_column(String(EVENT_KEY_MAX), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

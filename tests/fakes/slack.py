@@ -1,0 +1,829 @@
+"""A loopback fake of the Slack Web API, honest to Slack's documented limits.
+
+Point a real ``slack_sdk`` ``AsyncWebClient`` at it with ``base_url=await fake.start()``. It
+keeps the state a test wants to assert on (messages per channel/thread with their edit history,
+ephemerals, uploaded file bytes, home views, assistant statuses, agent sessions) and enforces
+the limits our bot has to live with (shared/reference/slack.md §3–4):
+
+* ``text`` over 4,000 characters → ``msg_too_long``;
+* Block Kit: more than 50 blocks, a section over 3,000, a header over 150, context over 10
+  elements, actions over 25, image alt text over 2,000 → ``invalid_blocks`` with
+  ``errors: ["… [json-pointer:/blocks/N/…]"]``; more than 12,000 characters of ``markdown``
+  blocks in one message → ``msg_blocks_too_long``;
+* rate limits per (team, method) in a sliding window (``chat.update`` Tier 3 = 50/min) and a
+  per-channel token bucket for ``chat.postMessage`` (1/s, small burst), answered like Slack:
+  HTTP 429, ``Retry-After: <seconds>``, ``{"ok": false, "error": "ratelimited"}``;
+* native streams expire ``stream_ttl`` seconds after ``chat.startStream``
+  (``message_not_in_streaming_state``), as observed in the field (§2.4).
+
+Requests are read like Slack reads them: parameters may come in the URL query (slack_sdk sends
+``auth.test`` and ``files.*`` that way), a form body, or a JSON body (``chat.*``). Every call,
+failed or not, is recorded. Tests wait on state with :meth:`FakeSlack.wait_for`, which is
+woken by every call instead of polling with sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import re
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+TEAM_ID = "T1"
+
+# Tier numbers from shared/reference/slack.md §3.1 (Tier 2 = 20, Tier 3 = 50, Tier 4 = 100/min).
+DEFAULT_LIMITS: dict[str, int] = {
+    "chat.update": 50,
+    "chat.delete": 50,
+    "chat.postEphemeral": 100,
+    "chat.startStream": 20,
+    "chat.stopStream": 20,
+    "chat.appendStream": 100,
+    "reactions.add": 50,
+    "conversations.open": 50,
+    "conversations.replies": 50,
+    "conversations.history": 50,
+    "views.publish": 100,
+    "files.getUploadURLExternal": 100,
+    "files.completeUploadExternal": 100,
+    "files.info": 100,
+    "assistant.threads.setSuggestedPrompts": 50,
+    "assistant.threads.setTitle": 50,
+}
+
+# Block types the fake accepts; anything else is ``invalid_blocks`` like Slack.
+KNOWN_BLOCK_TYPES = {
+    "section", "header", "divider", "context", "actions", "image", "input", "file", "rich_text",
+    "video", "markdown", "table", "plan", "task_card", "alert", "card", "carousel", "container",
+    "context_actions",
+}
+_CHANNEL_ID = re.compile(r"^[CGDZ][A-Z0-9]{8,}$")
+_JSON_ARGS = ("blocks", "files", "view", "loading_messages", "chunks", "metadata", "prompts")
+
+
+@dataclass
+class Call:
+    """One request the fake received, as the server saw it."""
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+    status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Message:
+    """The current state of one message (bot posts, file shares, seeded user messages)."""
+
+    channel: str
+    ts: str
+    text: str = ""
+    blocks: list[dict[str, Any]] | None = None
+    thread_ts: str | None = None
+    user: str = BOT_USER_ID
+    bot_id: str | None = BOT_ID
+    subtype: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    streaming: bool = False
+    stream_started: float = 0.0
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    deleted: bool = False
+
+    def as_api(self) -> dict[str, Any]:
+        """The message as Slack's API returns it."""
+        out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user,
+                               "text": self.text}
+        if self.bot_id:
+            out["bot_id"] = self.bot_id
+        if self.blocks is not None:
+            out["blocks"] = self.blocks
+        if self.thread_ts:
+            out["thread_ts"] = self.thread_ts
+        if self.subtype:
+            out["subtype"] = self.subtype
+        if self.files:
+            out["files"] = self.files
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+
+@dataclass
+class Ephemeral:
+    channel: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None
+    message_ts: str
+
+
+@dataclass
+class StoredFile:
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    thread_ts: str | None = None
+    share_ts: str | None = None
+    completed: bool = False
+
+    def as_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, "name": self.filename, "title": self.title or self.filename,
+            "mimetype": _mimetype(self.filename), "filetype": self.filename.rsplit(".", 1)[-1],
+            "size": len(self.data or b""), "user": BOT_USER_ID,
+            "permalink": f"https://fake.slack.test/files/{BOT_USER_ID}/{self.id}/{self.filename}",
+            "url_private": f"https://files.fake.slack.test/files-pri/{TEAM_ID}-{self.id}/{self.filename}",
+            "shares": {}, "channels": [], "groups": [], "ims": [],
+        }
+        if self.alt_txt:
+            out["alt_txt"] = self.alt_txt
+        if self.channel and self.share_ts:
+            share = {"ts": self.share_ts}
+            if self.thread_ts:
+                share["thread_ts"] = self.thread_ts
+            kind = "private" if self.channel[0] in "GD" else "public"
+            out["shares"] = {kind: {self.channel: [share]}}
+            out["channels" if self.channel[0] == "C" else "groups"].append(self.channel)
+        return out
+
+
+class _Fail(Exception):
+    """A Slack error answer, raised inside handlers."""
+
+    def __init__(self, error: str, status: int = 200, headers: Mapping[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(error)
+        self.body = {"ok": False, "error": error, **extra}
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+@dataclass
+class _Fault:
+    error: str
+    status: int
+    retry_after: int | None
+    times: int
+    extra: dict[str, Any]
+
+
+class FakeSlack:
+    """In-process Slack Web API on 127.0.0.1 with a random port."""
+
+    def __init__(
+        self,
+        *,
+        team_id: str = TEAM_ID,
+        team: str = "Fake Team",
+        user_id: str = BOT_USER_ID,
+        user: str = "insightbot",
+        bot_id: str = BOT_ID,
+        window_seconds: float = 60.0,
+        limits: Mapping[str, int] | None = None,
+        post_message_per_second: float = 1.0,
+        post_message_burst: int = 5,
+        max_text_chars: int = 4000,
+        stream_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.auth = {"ok": True, "url": "https://fake.slack.test/", "team": team, "user": user,
+                     "team_id": team_id, "user_id": user_id, "bot_id": bot_id,
+                     "is_enterprise_install": False}
+        self.team_id = team_id
+        self.user_id = user_id
+        self.bot_id = bot_id
+        self.window_seconds = window_seconds
+        self.limits = {**DEFAULT_LIMITS, **(limits or {})}
+        self.post_message_per_second = post_message_per_second
+        self.post_message_burst = post_message_burst
+        self.max_text_chars = max_text_chars
+        self.stream_ttl = stream_ttl
+        self.clock = clock
+
+        self.calls: list[Call] = []
+        self.ephemerals: list[Ephemeral] = []
+        self.files: dict[str, StoredFile] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.reactions: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.assistant_statuses: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.agent_sessions: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+        self.suggested_prompts: list[dict[str, Any]] = []
+        self._messages: dict[tuple[str, str], Message] = {}
+        self._order: list[tuple[str, str]] = []
+        self._edits: dict[tuple[str, str], list[tuple[str, list[dict[str, Any]] | None]]] = (
+            defaultdict(list))
+        self._dms: dict[str, str] = {}
+        self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
+        self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self._ts = itertools.count(1_700_000_000_000_100, 100)
+        self._ids = itertools.count(1)
+        self._cond = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> str:
+        """Bind 127.0.0.1 on a free port; return the ``base_url`` for ``AsyncWebClient``."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{self.port}/api/"
+        return self.base_url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ test controls
+
+    def fail_next(self, method: str, error: str = "internal_error", status: int = 200,
+                  retry_after: int | None = None, times: int = 1, **extra: Any) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``error`` (after the auth check).
+
+        ``status=429, error="ratelimited", retry_after=0`` imitates a rate limit; ``extra``
+        fields are merged into the body (e.g. ``errors=[...]`` for ``invalid_blocks``).
+        """
+        self._faults[method].append(_Fault(error, status, retry_after, times, extra))
+
+    def post_user_message(self, channel: str, text: str, *, user: str = "U1",
+                          thread_ts: str | None = None) -> Message:
+        """Seed a human's message (it arrives by event in real life, not by this API)."""
+        msg = Message(channel=channel, ts=self._next_ts(), text=text, thread_ts=thread_ts,
+                      user=user, bot_id=None)
+        self._store(msg)
+        return msg
+
+    # ------------------------------------------------------------------ views for tests
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, channel: str, thread_ts: str | None = None) -> list[Message]:
+        """Live messages of a channel in post order; with ``thread_ts``, that thread's root
+        (if known) and replies, like ``conversations.replies``."""
+        out = []
+        for key in self._order:
+            msg = self._messages[key]
+            if msg.deleted or msg.channel != channel:
+                continue
+            if thread_ts is None or msg.thread_ts == thread_ts or msg.ts == thread_ts:
+                out.append(msg)
+        return out
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        msg = self._messages.get((channel, ts))
+        return None if msg is None or msg.deleted else msg
+
+    def edits(self, channel: str, ts: str) -> list[tuple[str, list[dict[str, Any]] | None]]:
+        """``(text, blocks)`` of each successful ``chat.update`` of a message, in order."""
+        return list(self._edits.get((channel, ts), []))
+
+    def status(self, channel: str, thread_ts: str) -> str:
+        """The assistant status currently shown in a thread ("" when cleared)."""
+        history = self.assistant_statuses.get((channel, thread_ts))
+        return history[-1] if history else ""
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Return once ``predicate()`` holds; re-checked after every request the fake handles."""
+        async with self._cond:
+            try:
+                await asyncio.wait_for(self._cond.wait_for(predicate), timeout)
+            except TimeoutError:
+                last = "\n".join(f"  {c.method} {c.status} {_short(c.args)} -> {_short(c.response)}"
+                                 for c in self.calls[-10:])
+                raise AssertionError(
+                    f"FakeSlack.wait_for: condition not met within {timeout}s; last calls:\n"
+                    f"{last or '  (none)'}") from None
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await _read_args(request)
+        headers = dict(request.headers)
+        call = Call(method=method, args=args, headers=headers, at=self.clock())
+        status, body, extra_headers = 200, {}, {}
+        try:
+            self._check_auth(headers, args)
+            self._inject_fault(method)
+            handler = self._handlers().get(method)
+            if handler is None:
+                raise _Fail("unknown_method")
+            self._check_rate(method, args)
+            body = handler(args)
+            body = {"ok": True, **body}
+        except _Fail as fail:
+            status, body, extra_headers = fail.status, fail.body, fail.headers
+        call.status, call.response = status, body
+        self.calls.append(call)
+        await self._notify()
+        return web.json_response(body, status=status, headers=extra_headers)
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        data = await request.read()
+        call = Call(method="upload", args={"file_id": file_id, "length": len(data)},
+                    headers=dict(request.headers), at=self.clock())
+        stored = self.files.get(file_id)
+        if stored is None:
+            call.status = 404
+            self.calls.append(call)
+            await self._notify()
+            return web.Response(status=404, text="Not Found", content_type="text/plain")
+        stored.data = data
+        self.calls.append(call)
+        await self._notify()
+        return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
+
+    async def _notify(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    def _check_auth(self, headers: Mapping[str, str], args: Mapping[str, Any]) -> None:
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.get("token") or "")
+        if not token:
+            raise _Fail("not_authed")
+        if not token.startswith("xoxb-"):
+            raise _Fail("invalid_auth")
+
+    def _inject_fault(self, method: str) -> None:
+        queue = self._faults.get(method)
+        if not queue:
+            return
+        fault = queue[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            queue.popleft()
+        headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+        raise _Fail(fault.error, status=fault.status, headers=headers, **fault.extra)
+
+    def _check_rate(self, method: str, args: Mapping[str, Any]) -> None:
+        team = str(args.get("team_id") or self.team_id)
+        now = self.clock()
+        if method == "chat.postMessage":
+            self._take_post_token(team, str(args.get("channel", "")), now)
+            return
+        limit = self.limits.get(method)
+        if not limit:
+            return
+        window = self._windows[(team, method)]
+        while window and window[0] <= now - self.window_seconds:
+            window.popleft()
+        if len(window) >= limit:
+            wait = window[0] + self.window_seconds - now
+            raise _ratelimited(wait)
+        window.append(now)
+
+    def _take_post_token(self, team: str, channel: str, now: float) -> None:
+        """1 message per second per channel with a small burst: a token bucket."""
+        burst = float(self.post_message_burst)
+        tokens, last = self._buckets.get((team, channel), (burst, now))
+        tokens = min(burst, tokens + (now - last) * self.post_message_per_second)
+        if tokens < 1.0:
+            self._buckets[(team, channel)] = (tokens, now)
+            raise _ratelimited((1.0 - tokens) / self.post_message_per_second)
+        self._buckets[(team, channel)] = (tokens - 1.0, now)
+
+    # ------------------------------------------------------------------ methods
+
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.delete": self._delete,
+            "chat.postEphemeral": self._post_ephemeral,
+            "chat.getPermalink": self._permalink,
+            "chat.startStream": self._start_stream,
+            "chat.appendStream": self._append_stream,
+            "chat.stopStream": self._stop_stream,
+            "reactions.add": self._reaction_add,
+            "assistant.threads.setStatus": self._set_status,
+            "assistant.threads.setSuggestedPrompts": self._set_prompts,
+            "assistant.threads.setTitle": lambda a: {},
+            "agents.sessions.setStatus": self._session_status,
+            "views.publish": self._views_publish,
+            "conversations.open": self._conversations_open,
+            "conversations.replies": self._replies,
+            "conversations.history": self._history,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
+            "files.info": self._files_info,
+        }
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in self.auth.items() if k != "ok"}
+
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _required(args, "channel")
+        text, blocks = self._checked_content(args)
+        if not text and not blocks and not args.get("attachments"):
+            raise _Fail("no_text")
+        thread_ts = _opt_str(args.get("thread_ts"))
+        msg = Message(channel=channel, ts=self._next_ts(), text=text, blocks=blocks,
+                      thread_ts=thread_ts, user=self.user_id, bot_id=self.bot_id,
+                      metadata=_as_json(args.get("metadata")))
+        self._store(msg)
+        self._clear_status(channel, thread_ts)
+        return {"channel": channel, "ts": msg.ts, "message": msg.as_api()}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        msg = self._existing(args, "ts")
+        if msg.user != self.user_id:
+            raise _Fail("cant_update_message")
+        text, blocks = self._checked_content(args)
+        if "text" in args or "markdown_text" in args:
+            msg.text = text
+        if "blocks" in args:
+            msg.blocks = blocks
+        if args.get("metadata") is not None:
+            msg.metadata = _as_json(args.get("metadata"))
+        self._edits[(msg.channel, msg.ts)].append((msg.text, msg.blocks))
+        return {"channel": msg.channel, "ts": msg.ts, "text": msg.text, "message": msg.as_api()}
+
+    def _delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        msg = self._existing(args, "ts")
+        if msg.user != self.user_id:
+            raise _Fail("cant_delete_message")
+        msg.deleted = True
+        return {"channel": msg.channel, "ts": msg.ts}
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _required(args, "channel")
+        user = _required(args, "user")
+        text, blocks = self._checked_content(args)
+        if not text and not blocks:
+            raise _Fail("no_text")
+        eph = Ephemeral(channel=channel, user=user, text=text, blocks=blocks,
+                        thread_ts=_opt_str(args.get("thread_ts")), message_ts=self._next_ts())
+        self.ephemerals.append(eph)
+        return {"message_ts": eph.message_ts}
+
+    def _permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _required(args, "channel")
+        ts = _required(args, "message_ts")
+        return {"channel": channel,
+                "permalink": f"https://fake.slack.test/archives/{channel}/p{ts.replace('.', '')}"}
+
+    def _start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _required(args, "channel")
+        if channel[:1] in ("C", "G"):  # "required when streaming to channels" (§2.4)
+            if not args.get("recipient_user_id"):
+                raise _Fail("missing_recipient_user_id")
+            if not args.get("recipient_team_id"):
+                raise _Fail("missing_recipient_team_id")
+        thread_ts = _opt_str(args.get("thread_ts"))
+        msg = Message(channel=channel, ts=self._next_ts(), thread_ts=thread_ts,
+                      user=self.user_id, bot_id=self.bot_id, streaming=True,
+                      stream_started=self.clock())
+        self._append_chunks(msg, args)
+        self._store(msg)
+        self._clear_status(channel, thread_ts)
+        return {"channel": channel, "ts": msg.ts}
+
+    def _append_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        msg = self._live_stream(args)
+        self._append_chunks(msg, args)
+        return {"channel": msg.channel, "ts": msg.ts}
+
+    def _stop_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        msg = self._live_stream(args)
+        self._append_chunks(msg, args)
+        if args.get("blocks") is not None:
+            blocks = _as_json(args.get("blocks"))
+            self._validate_blocks(blocks)
+            msg.blocks = blocks
+        if args.get("metadata") is not None:
+            msg.metadata = _as_json(args.get("metadata"))
+        msg.streaming = False
+        if args.get("session_status"):
+            self.agent_sessions[(msg.channel, msg.thread_ts)].append(
+                {"status": args["session_status"]})
+        return {"channel": msg.channel, "ts": msg.ts, "message": msg.as_api()}
+
+    def _reaction_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        key = (_required(args, "channel"), _required(args, "timestamp"))
+        name = _required(args, "name")
+        if name in self.reactions[key]:
+            raise _Fail("already_reacted")
+        self.reactions[key].append(name)
+        return {}
+
+    def _set_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        key = (_required(args, "channel_id"), _required(args, "thread_ts"))
+        loading = _as_json(args.get("loading_messages")) or []
+        if len(loading) > 10:
+            raise _Fail("invalid_arguments")
+        self.assistant_statuses[key].append(str(args.get("status") or ""))
+        return {}
+
+    def _set_prompts(self, args: dict[str, Any]) -> dict[str, Any]:
+        prompts = _as_json(args.get("prompts")) or []
+        if len(prompts) > 4:
+            raise _Fail("invalid_arguments")
+        self.suggested_prompts.append(dict(args, prompts=prompts))
+        return {}
+
+    def _session_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _required(args, "channel_id")
+        status = _required(args, "status")
+        if status not in ("processing", "active", "suspended", "closed"):
+            raise _Fail("invalid_arguments")
+        entry = {k: args[k] for k in ("status", "title", "initiator_user_id") if args.get(k)}
+        self.agent_sessions[(channel, _opt_str(args.get("thread_ts")))].append(entry)
+        return {}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = _required(args, "user_id")
+        view = _as_json(args.get("view"))
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise _Fail("invalid_arguments")
+        if len(view.get("blocks") or []) > 100:
+            raise _Fail("invalid_blocks", errors=["no more than 100 items allowed "
+                                                  "[json-pointer:/view/blocks]"])
+        stored = {"id": f"V{next(self._ids):09d}", **view}
+        self.home_views[user_id] = stored
+        return {"view": stored}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = str(args.get("users") or "")
+        if not users:
+            raise _Fail("users_list_not_supplied")
+        if users not in self._dms:
+            self._dms[users] = f"D{next(self._ids):09d}"
+        return {"channel": {"id": self._dms[users]}}
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = _required(args, "channel"), _required(args, "ts")
+        msgs = self.messages(channel, ts)
+        if not msgs:
+            raise _Fail("thread_not_found")
+        return {"messages": [m.as_api() for m in msgs], "has_more": False}
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _required(args, "channel")
+        roots = [m for m in self.messages(channel) if not m.thread_ts or m.thread_ts == m.ts]
+        return {"messages": [m.as_api() for m in reversed(roots)], "has_more": False}
+
+    def _get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename = _required(args, "filename")
+        try:
+            length = int(_required(args, "length"))
+        except ValueError:
+            raise _Fail("invalid_arguments") from None
+        file_id = f"F{next(self._ids):09d}"
+        self.files[file_id] = StoredFile(id=file_id, filename=filename, length=length,
+                                         alt_txt=_opt_str(args.get("alt_txt")))
+        return {"file_id": file_id,
+                "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}"}
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        items = _as_json(args.get("files"))
+        if not isinstance(items, list) or not items:
+            raise _Fail("invalid_arguments")
+        channel = _opt_str(args.get("channel_id"))
+        if channel and not _CHANNEL_ID.match(channel):
+            pointer = "must match regex pattern: ^[CGDZ][A-Z0-9]{8,}$ [json-pointer:/channel_id]"
+            raise _Fail("invalid_arguments",
+                        response_metadata={"messages": [f"[ERROR] input {pointer}"]})
+        thread_ts = _opt_str(args.get("thread_ts"))
+        stored: list[StoredFile] = []
+        for item in items:
+            f = self.files.get(str(item.get("id"))) if isinstance(item, dict) else None
+            if f is None or f.data is None:
+                raise _Fail("file_not_found")
+            f.title = _opt_str(item.get("title")) or f.filename
+            stored.append(f)
+        if channel:
+            msg = Message(channel=channel, ts=self._next_ts(),
+                          text=str(args.get("initial_comment") or ""), thread_ts=thread_ts,
+                          user=self.user_id, bot_id=None, subtype="file_share")
+            for f in stored:
+                f.channel, f.thread_ts, f.share_ts, f.completed = channel, thread_ts, msg.ts, True
+            msg.files = [f.as_api() for f in stored]
+            self._store(msg)
+        else:
+            for f in stored:
+                f.completed = True
+        return {"files": [{"id": f.id, "title": f.title, "name": f.filename} for f in stored]}
+
+    def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        f = self.files.get(_required(args, "file"))
+        if f is None or not f.completed:
+            raise _Fail("file_not_found")
+        return {"file": f.as_api()}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _next_ts(self) -> str:
+        micros = next(self._ts)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _store(self, msg: Message) -> None:
+        self._messages[(msg.channel, msg.ts)] = msg
+        self._order.append((msg.channel, msg.ts))
+
+    def _existing(self, args: Mapping[str, Any], ts_key: str) -> Message:
+        channel = _required(args, "channel")
+        msg = self.message(channel, _required(args, ts_key))
+        if msg is None:
+            raise _Fail("message_not_found")
+        return msg
+
+    def _live_stream(self, args: Mapping[str, Any]) -> Message:
+        msg = self._existing(args, "ts")
+        if msg.streaming and self.clock() - msg.stream_started > self.stream_ttl:
+            msg.streaming = False  # Slack closed it server-side
+        if not msg.streaming:
+            raise _Fail("message_not_in_streaming_state")
+        return msg
+
+    def _append_chunks(self, msg: Message, args: Mapping[str, Any]) -> None:
+        text = args.get("markdown_text")
+        if text:
+            if len(str(text)) > 12_000:
+                raise _Fail("msg_too_long")
+            msg.text += str(text)
+        for chunk in _as_json(args.get("chunks")) or []:
+            msg.chunks.append(chunk)
+            if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
+                msg.text += str(chunk.get("text", ""))
+
+    def _clear_status(self, channel: str, thread_ts: str | None) -> None:
+        """A reply in the thread clears the assistant status, as Slack does."""
+        key = (channel, thread_ts or "")
+        if self.assistant_statuses.get(key) and self.assistant_statuses[key][-1]:
+            self.assistant_statuses[key].append("")
+
+    def _checked_content(self, args: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]] | None]:
+        text = str(args.get("text") or args.get("markdown_text") or "")
+        if len(text) > self.max_text_chars:
+            raise _Fail("msg_too_long")
+        blocks = _as_json(args.get("blocks")) if args.get("blocks") is not None else None
+        if blocks is not None:
+            self._validate_blocks(blocks)
+        return text, blocks
+
+    def _validate_blocks(self, blocks: Any) -> None:
+        if not isinstance(blocks, list):
+            raise _Fail("invalid_blocks_format")
+        errors: list[str] = []
+        if len(blocks) > 50:
+            errors.append("no more than 50 items allowed [json-pointer:/blocks]")
+        markdown_total = 0
+        for i, block in enumerate(blocks):
+            errors.extend(_block_errors(block, f"/blocks/{i}"))
+            if isinstance(block, dict) and block.get("type") == "markdown":
+                markdown_total += len(str(block.get("text", "")))
+        if errors:
+            raise _Fail("invalid_blocks", errors=errors,
+                        response_metadata={"messages": [f"[ERROR] {e}" for e in errors]})
+        if markdown_total > 12_000:
+            raise _Fail("msg_blocks_too_long")
+
+
+# ---------------------------------------------------------------------- module helpers
+
+
+def _block_errors(block: Any, at: str) -> list[str]:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        return [f"missing required field: type [json-pointer:{at}]"]
+    kind = block["type"]
+    if kind not in KNOWN_BLOCK_TYPES:
+        return [f"unsupported type: {kind} [json-pointer:{at}/type]"]
+    errors = []
+
+    def too_long(value: Any, limit: int, where: str) -> None:
+        if isinstance(value, str) and len(value) > limit:
+            errors.append(f"must be less than {limit + 1} characters [json-pointer:{at}{where}]")
+
+    def too_many(value: Any, limit: int, where: str) -> None:
+        if isinstance(value, list) and len(value) > limit:
+            errors.append(f"must provide no more than {limit} items [json-pointer:{at}{where}]")
+
+    too_long(block.get("block_id"), 255, "/block_id")
+    text = block.get("text")
+    if kind == "section":
+        if isinstance(text, dict):
+            too_long(text.get("text"), 3000, "/text/text")
+        fields = block.get("fields")
+        too_many(fields, 10, "/fields")
+        for j, f in enumerate(fields or []):
+            if isinstance(f, dict):
+                too_long(f.get("text"), 2000, f"/fields/{j}/text")
+    elif kind == "header" and isinstance(text, dict):
+        too_long(text.get("text"), 150, "/text/text")
+    elif kind == "context":
+        too_many(block.get("elements"), 10, "/elements")
+    elif kind == "actions":
+        too_many(block.get("elements"), 25, "/elements")
+    elif kind == "context_actions":
+        too_many(block.get("elements"), 5, "/elements")
+    elif kind == "image":
+        too_long(block.get("alt_text"), 2000, "/alt_text")
+        too_long(block.get("image_url"), 3000, "/image_url")
+    elif kind == "markdown":
+        too_long(text, 12000, "/text")
+    elif kind == "table":
+        rows = block.get("rows")
+        too_many(rows, 100, "/rows")
+        for j, row in enumerate(rows or []):
+            too_many(row, 20, f"/rows/{j}")
+    return errors
+
+
+def _ratelimited(wait_seconds: float) -> _Fail:
+    retry_after = max(1, math.ceil(wait_seconds))
+    return _Fail("ratelimited", status=429, headers={"Retry-After": str(retry_after)})
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    """Merge URL query, form and JSON body parameters (Slack accepts all three)."""
+    args: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.can_read_body:
+        ctype = request.content_type
+        if ctype == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                args.update(body)
+        elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.post()
+            args.update({k: v for k, v in form.items() if isinstance(v, str)})
+    for key in _JSON_ARGS:  # form-encoded structured arguments arrive as JSON strings
+        if isinstance(args.get(key), str):
+            try:
+                args[key] = json.loads(args[key])
+            except ValueError:
+                pass
+    return args
+
+
+def _required(args: Mapping[str, Any], key: str) -> str:
+    value = args.get(key)
+    if value is None or value == "":
+        raise _Fail("invalid_arguments" if key not in ("channel", "channel_id")
+                    else "channel_not_found")
+    return str(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _mimetype(filename: str) -> str:
+    ext = filename.rsplit(".", 1)[-1].lower()
+    return {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+            "csv": "text/csv", "txt": "text/plain", "json": "application/json"}.get(
+        ext, "application/octet-stream")
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

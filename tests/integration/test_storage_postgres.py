@@ -1,0 +1,182 @@
+"""storage/ against PostgreSQL: the guarantees replicas rely on, checked on the real server.
+
+The server comes from ``TEST_DATABASE_URL`` (default: local ``test`` database, trust auth).
+Each test session creates a uniquely named database and drops it at the end; when no server
+answers within ~2 s the module is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from storage import Repository, create_engine, normalize_url, upgrade
+from storage.models import Base
+
+DEFAULT_TEST_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+CONNECT_TIMEOUT = 2.0
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(
+        normalize_url(url), isolation_level="AUTOCOMMIT", connect_args={"timeout": CONNECT_TIMEOUT}
+    )
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT + 1):
+            async with engine.connect() as conn:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    admin_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_URL)
+    name = f"insightbot_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # unreachable server, bad credentials, no CREATEDB right
+        pytest.skip(f"PostgreSQL not usable at TEST_DATABASE_URL: {type(exc).__name__}: {exc}")
+    url = normalize_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def clock() -> StepClock:
+    return StepClock()
+
+
+@pytest.fixture
+async def repo(pg_url: str, clock: StepClock):
+    repository = await Repository.open(pg_url, clock=clock)
+    async with repository.engine.begin() as conn:
+        await conn.execute(text("TRUNCATE events, runs, conversations RESTART IDENTITY CASCADE"))
+    yield repository
+    await repository.close()
+
+
+@pytest.fixture
+async def repo2(repo: Repository, pg_url: str, clock: StepClock):
+    repository = await Repository.open(pg_url, clock=clock)
+    yield repository
+    await repository.close()
+
+
+def _schema_diff(connection: Connection) -> list:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return compare_metadata(context, Base.metadata)
+
+
+async def test_migrations_idempotent_and_match_models(pg_url: str) -> None:
+    await asyncio.gather(upgrade(pg_url), upgrade(pg_url))  # two replicas starting together
+    await upgrade(pg_url)
+    engine = create_engine(pg_url)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+            assert await conn.run_sync(_schema_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_ping(repo: Repository) -> None:
+    assert await repo.ping() is True
+
+
+async def test_claim_event_concurrently_across_repositories(
+    repo: Repository, repo2: Repository, clock: StepClock
+) -> None:
+    keys = [f"slack:Ev{i}" for i in range(15)]
+    results = await asyncio.gather(*(r.claim_event(k) for k in keys for r in (repo, repo2, repo, repo2)))
+    assert [sum(results[i * 4:(i + 1) * 4]) for i in range(len(keys))] == [1] * len(keys)
+
+    clock.now += timedelta(hours=2)
+    await repo.claim_event("fresh")
+    assert await repo.prune_events(timedelta(hours=1)) == len(keys)
+    assert await repo.claim_event("slack:Ev0") is True
+    assert await repo.claim_event("fresh") is False
+
+
+async def test_ensure_conversation_is_race_safe(repo: Repository, repo2: Repository) -> None:
+    calls = [r.ensure_conversation("slack", "T1", "C1", "9.9", "wren") for r in (repo, repo2) * 5]
+    results = await asyncio.gather(*calls)
+    assert len({c.id for c in results}) == 1
+    async with repo.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM conversations"))).scalar_one() == 1
+    await repo.set_session(results[0].id, "sess")
+    fetched = await repo.get_conversation("slack", "T1", "C1", "9.9")
+    assert fetched is not None and fetched.session_id == "sess"
+
+
+async def test_run_lifecycle_and_finish_once(repo: Repository, repo2: Repository) -> None:
+    conv = await repo.ensure_conversation("teams", "tenant", "19:" + "x" * 200, "a1", "textql")
+    run = await repo.create_run(conv, "How many orders?", "29:" + "u" * 150)
+    started = datetime(2025, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=-5)))
+    updated = await repo.update_run(
+        run.id, status="running", reply_channel="19:c", reply_ts="m1", started_at=started,
+        answer={"parts": [{"id": "p", "text": "ü"}]},
+    )
+    assert updated is not None and updated.started_at == started
+    assert updated.started_at.tzinfo == timezone.utc and updated.created_at.tzinfo == timezone.utc
+    assert await repo.find_run_by_reply("teams", "19:c", "m1") == updated
+    with pytest.raises(TypeError):
+        await repo.update_run(run.id, asker="someone")
+
+    results = await asyncio.gather(
+        repo.finish_run(run.id, "stopped", stopped_by="U2"),
+        repo2.finish_run(run.id, "done", answer={"x": 1}),
+        repo.finish_run(run.id, "failed", error="late"),
+    )
+    finished = [r for r in results if r is not None]
+    assert len(finished) == 1 and finished[0].finished_at is not None
+    assert await repo.get_run(run.id) == finished[0]
+    assert await repo.finish_run(run.id, "done") is None
+
+    ghost = type(conv)(**{**conv.__dict__, "id": 10_000})
+    with pytest.raises(IntegrityError):
+        await repo.create_run(ghost, "q", "U1")
+
+
+async def test_list_count_running_and_feedback(repo: Repository) -> None:
+    c1 = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    c2 = await repo.ensure_conversation("slack", "T1", "C2", "2.1", "wren")
+    for i in range(5):
+        await repo.create_run(c1, f"c1-u1-{i}", "U1")
+    other = await repo.create_run(c1, "c1-u2", "U2", status="running")
+    await repo.create_run(c2, "c2-u1", "U1")
+
+    pages = [await repo.list_runs("slack", "T1", channel="C1", asker="U1", limit=2, offset=o)
+             for o in (0, 2, 4)]
+    assert [r.question for page in pages for r in page] == [f"c1-u1-{i}" for i in (4, 3, 2, 1, 0)]
+    assert await repo.count_runs("slack", "T1", channel="C1", asker="U1") == 5
+    assert await repo.count_runs("slack", "T1") == 7
+
+    assert len(await repo.running_runs("slack")) == 7
+    assert [r.id for r in await repo.running_runs("slack", channel="C1", asker="U2")] == [other.id]
+    await repo.finish_run(other.id, "done")
+    assert await repo.running_runs("slack", asker="U2") == []
+
+    assert await repo.set_feedback(other.id, "good", "U2") is True
+    assert await repo.set_feedback("nosuchrun", "good", "U2") is False
+    stored = await repo.get_run(other.id)
+    assert stored is not None and (stored.feedback, stored.feedback_by) == ("good", "U2")

@@ -1,0 +1,317 @@
+"""storage/ against a real SQLite file: migrations, pragmas, the ledger and the run lifecycle.
+
+Concurrency checks use two Repository instances (two engines, two connection pools) on the
+same file, which is what two processes sharing the embedded database look like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from storage import Repository, create_engine, normalize_url, upgrade, upgrade_sync
+from storage.migrate import make_config
+from storage.models import Base
+
+
+class StepClock:
+    """Each call is one second later: deterministic, strictly increasing timestamps."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    # A missing parent folder on purpose: the engine must create it.
+    return f"sqlite+aiosqlite:///{tmp_path}/data/insightbot.db"
+
+
+@pytest.fixture
+def clock() -> StepClock:
+    return StepClock()
+
+
+@pytest.fixture
+async def repo(db_url: str, clock: StepClock):
+    repository = await Repository.open(db_url, clock=clock)
+    yield repository
+    await repository.close()
+
+
+@pytest.fixture
+async def repo2(repo: Repository, db_url: str, clock: StepClock):
+    """A second, independent Repository on the same file (another 'replica')."""
+    repository = await Repository.open(db_url, clock=clock)
+    yield repository
+    await repository.close()
+
+
+def _schema_diff(connection: Connection) -> list:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return compare_metadata(context, Base.metadata)
+
+
+def _head() -> str:
+    return ScriptDirectory.from_config(make_config()).get_current_head()
+
+
+# -- engine and migrations --------------------------------------------------------------------
+
+
+def test_normalize_url_rewrites_to_async_drivers() -> None:
+    assert normalize_url("postgres://u:p@h/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("postgresql://u@h:5432/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("postgresql+asyncpg://u@h/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("sqlite:///./data/x.db").drivername == "sqlite+aiosqlite"
+    assert normalize_url("sqlite:///./data/x.db").database == "./data/x.db"
+    ssl = normalize_url("postgres://u@h/db?sslmode=require")
+    assert dict(ssl.query) == {"ssl": "require"}
+
+
+async def test_migrations_apply_idempotently_and_match_models(db_url: str, tmp_path: Path) -> None:
+    await upgrade(db_url)
+    await upgrade(db_url)  # second run is a no-op
+    assert (tmp_path / "data" / "insightbot.db").exists()
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+            assert version == _head()
+            assert await conn.run_sync(_schema_diff) == []
+    finally:
+        await engine.dispose()
+
+
+def test_alembic_cli_path_upgrade_downgrade(tmp_path: Path) -> None:
+    """env.py without a passed-in connection (the alembic CLI) creates its own async engine."""
+    url = f"sqlite:///{tmp_path}/cli.db"
+    config = make_config(url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")
+    upgrade_sync(url)
+    command.upgrade(config, "head")
+
+
+async def test_sqlite_connection_settings(repo: Repository) -> None:
+    async with repo.engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one() == 5000
+
+
+async def test_ping(repo: Repository, tmp_path: Path) -> None:
+    assert await repo.ping() is True
+    broken = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
+    try:
+        assert await Repository(broken).ping() is False
+    finally:
+        await broken.dispose()
+
+
+# -- event ledger -----------------------------------------------------------------------------
+
+
+async def test_claim_event_once(repo: Repository) -> None:
+    assert await repo.claim_event("slack:Ev1") is True
+    assert await repo.claim_event("slack:Ev1") is False
+    assert await repo.claim_event("slack:Ev2") is True
+    with pytest.raises(ValueError):
+        await repo.claim_event("x" * 256)
+    with pytest.raises(ValueError):
+        await repo.claim_event("")
+
+
+async def test_claim_event_concurrently_across_repositories(repo: Repository, repo2: Repository) -> None:
+    keys = [f"slack:Ev{i}" for i in range(15)]
+    attempts = [r.claim_event(k) for k in keys for r in (repo, repo2, repo, repo2)]
+    results = await asyncio.gather(*attempts)
+    wins = [sum(results[i * 4:(i + 1) * 4]) for i in range(len(keys))]
+    assert wins == [1] * len(keys)
+
+
+async def test_prune_events(repo: Repository, clock: StepClock) -> None:
+    await repo.claim_event("old")
+    clock.now += timedelta(hours=2)
+    await repo.claim_event("new")
+    assert await repo.prune_events(timedelta(hours=1)) == 1
+    assert await repo.claim_event("old") is True  # forgotten, so claimable again
+    assert await repo.claim_event("new") is False
+
+
+# -- conversations ----------------------------------------------------------------------------
+
+
+async def test_ensure_conversation_get_or_create(repo: Repository) -> None:
+    assert await repo.get_conversation("slack", "T1", "C1", "1.1") is None
+    created = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    again = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "textql")
+    assert again == created
+    assert again.backend == "wren"  # an existing thread keeps its backend
+    assert created.created_at.tzinfo == timezone.utc
+    other = await repo.ensure_conversation("teams", "T1", "C1", "1.1", "wren")
+    assert other.id != created.id
+
+    await repo.set_session(created.id, "sess-1")
+    fetched = await repo.get_conversation("slack", "T1", "C1", "1.1")
+    assert fetched is not None and fetched.session_id == "sess-1"
+    assert fetched.updated_at > created.updated_at
+    run = await repo.create_run(fetched, "q", "U1")
+    assert run.session_id == "sess-1" and run.backend == "wren"
+
+
+async def test_ensure_conversation_is_race_safe(repo: Repository, repo2: Repository) -> None:
+    calls = [r.ensure_conversation("slack", "T1", "C1", "9.9", "wren") for r in (repo, repo2) * 5]
+    results = await asyncio.gather(*calls)
+    assert len({c.id for c in results}) == 1
+    async with repo.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM conversations"))).scalar_one() == 1
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+async def test_run_lifecycle(repo: Repository) -> None:
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "clickzetta")
+    run = await repo.create_run(conv, "How many orders?", "U1")
+    assert len(run.id) == 12 and run.status == "queued"
+    assert (run.platform, run.workspace, run.channel, run.thread) == ("slack", "T1", "C1", "1.1")
+    assert run.created_at.tzinfo == timezone.utc and run.finished_at is None and run.active
+
+    started = datetime(2025, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    updated = await repo.update_run(
+        run.id, status="running", backend_run_id="cz-1", session_id="s-1",
+        reply_channel="C1", reply_ts="1.2", started_at=started, answer={"parts": [{"id": "t"}]},
+    )
+    assert updated is not None and updated.status == "running"
+    assert updated.started_at == started and updated.started_at.tzinfo == timezone.utc
+    assert updated.answer == {"parts": [{"id": "t"}]}
+
+    assert await repo.find_run_by_reply("slack", "C1", "1.2") == updated
+    assert await repo.find_run_by_reply("teams", "C1", "1.2") is None
+
+    done = await repo.finish_run(run.id, "done", answer={"parts": [{"id": "t", "text": "42 ✓"}]})
+    assert done is not None and done.status == "done" and not done.active
+    assert done.finished_at is not None and done.answer == {"parts": [{"id": "t", "text": "42 ✓"}]}
+    assert done.backend_run_id == "cz-1"  # untouched fields survive
+    assert await repo.get_run(run.id) == done
+
+
+async def test_update_run_validation(repo: Repository) -> None:
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    run = await repo.create_run(conv, "q", "U1")
+    with pytest.raises(TypeError):
+        await repo.update_run(run.id, question="edited")
+    with pytest.raises(ValueError):
+        await repo.update_run(run.id, status="exploded")
+    with pytest.raises(ValueError):
+        await repo.update_run(run.id, started_at=datetime(2025, 1, 1))  # naive
+    assert await repo.update_run("nosuchrun", status="running") is None
+    assert await repo.update_run(run.id) == run
+    cleared = await repo.update_run(run.id, answer=None, error="boom")
+    assert cleared is not None and cleared.answer is None and cleared.error == "boom"
+
+
+async def test_create_run_needs_existing_conversation_and_retries_id_collision(
+    repo: Repository, db_url: str
+) -> None:
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    first = await repo.create_run(conv, "q1", "U1")
+    ids = iter([first.id, "bbbbbbbbbbbb"])
+    colliding = Repository(repo.engine, new_id=lambda: next(ids))
+    second = await colliding.create_run(conv, "q2", "U1")
+    assert second.id == "bbbbbbbbbbbb"
+
+    ghost = type(conv)(**{**conv.__dict__, "id": 999})
+    with pytest.raises(IntegrityError):  # foreign keys are enforced
+        await repo.create_run(ghost, "q", "U1")
+
+
+async def test_finish_run_only_once(repo: Repository, repo2: Repository) -> None:
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    run = await repo.create_run(conv, "q", "U1", status="running")
+    assert run.started_at is not None
+    results = await asyncio.gather(
+        repo.finish_run(run.id, "stopped", stopped_by="U2"),
+        repo2.finish_run(run.id, "done", answer={"x": 1}),
+        repo.finish_run(run.id, "failed", error="late"),
+    )
+    finished = [r for r in results if r is not None]
+    assert len(finished) == 1
+    stored = await repo.get_run(run.id)
+    assert stored == finished[0]
+    assert await repo.finish_run(run.id, "failed", error="again") is None
+    assert await repo.finish_run("nosuchrun", "done") is None
+    with pytest.raises(ValueError):
+        await repo.finish_run(run.id, "running")
+
+
+async def test_list_and_count_runs(repo: Repository) -> None:
+    c1 = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    c2 = await repo.ensure_conversation("slack", "T1", "C2", "2.1", "wren")
+    other_ws = await repo.ensure_conversation("slack", "T2", "C1", "1.1", "wren")
+    made = []
+    for i in range(5):
+        made.append(await repo.create_run(c1, f"c1-u1-{i}", "U1"))
+    await repo.create_run(c1, "c1-u2", "U2")
+    await repo.create_run(c2, "c2-u1", "U1")
+    await repo.create_run(other_ws, "elsewhere", "U1")
+
+    page1 = await repo.list_runs("slack", "T1", channel="C1", asker="U1", limit=2)
+    page2 = await repo.list_runs("slack", "T1", channel="C1", asker="U1", limit=2, offset=2)
+    page3 = await repo.list_runs("slack", "T1", channel="C1", asker="U1", limit=2, offset=4)
+    assert [r.question for r in page1 + page2 + page3] == [f"c1-u1-{i}" for i in (4, 3, 2, 1, 0)]
+    assert await repo.count_runs("slack", "T1", channel="C1", asker="U1") == 5
+
+    everyone = await repo.list_runs("slack", "T1", channel="C1", limit=50)
+    assert [r.question for r in everyone][0] == "c1-u2" and len(everyone) == 6
+    assert await repo.count_runs("slack", "T1") == 7
+    assert {r.question for r in await repo.list_runs("slack", "T1", asker="U1", limit=50)} == {
+        *(r.question for r in made), "c2-u1"
+    }
+    assert await repo.count_runs("teams", "T1") == 0
+    with pytest.raises(ValueError):
+        await repo.list_runs("slack", "T1", limit=-1)
+
+
+async def test_running_runs(repo: Repository) -> None:
+    c1 = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    c2 = await repo.ensure_conversation("teams", "tenant", "19:chan", "a1", "textql")
+    queued = await repo.create_run(c1, "a", "U1")
+    running = await repo.create_run(c1, "b", "U2", status="running")
+    finished = await repo.create_run(c1, "c", "U1", status="running")
+    await repo.finish_run(finished.id, "done")
+    teams = await repo.create_run(c2, "d", "29:x")
+
+    assert [r.id for r in await repo.running_runs()] == [queued.id, running.id, teams.id]
+    assert [r.id for r in await repo.running_runs("slack")] == [queued.id, running.id]
+    assert [r.id for r in await repo.running_runs("slack", channel="C1", asker="U1")] == [queued.id]
+    assert [r.id for r in await repo.running_runs(workspace="tenant")] == [teams.id]
+    assert await repo.running_runs("slack", channel="C9") == []
+
+
+async def test_feedback(repo: Repository) -> None:
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    run = await repo.create_run(conv, "q", "U1")
+    assert await repo.set_feedback(run.id, "good", "U1") is True
+    assert await repo.set_feedback(run.id, "bad", "U3") is True  # latest vote wins
+    stored = await repo.get_run(run.id)
+    assert stored is not None and (stored.feedback, stored.feedback_by) == ("bad", "U3")
+    assert await repo.set_feedback("nosuchrun", "good", "U1") is False
+    with pytest.raises(ValueError):
+        await repo.set_feedback(run.id, "meh", "U1")

@@ -1,0 +1,37 @@
+"""Build the configured backend from settings (the only place that knows all three)."""
+
+from __future__ import annotations
+
+from adapters.base import Backend
+from bot.config import Settings
+
+
+def build_backend(settings: Settings, name: str | None = None) -> Backend:
+    backend = settings.require_backend(name)
+    if backend == "wren":
+        from adapters.wren import WrenBackend, WrenSettings
+
+        return WrenBackend(WrenSettings(base_url=settings.WREN_BASE_URL or "",
+                                        api_key=settings.WREN_API_KEY or "",
+                                        project_id=settings.WREN_PROJECT_ID,
+                                        request_timeout=settings.WREN_TIMEOUT))
+    if backend == "clickzetta":
+        from adapters.clickzetta import ClickZettaBackend, ClickZettaSettings
+
+        return ClickZettaBackend(ClickZettaSettings(
+            base_url=settings.CLICKZETTA_BASE_URL or "",
+            app_secret_key=settings.CLICKZETTA_APP_SECRET_KEY or "",
+            tenant_id=settings.CLICKZETTA_TENANT_ID or "",
+            user_id=settings.CLICKZETTA_USER_ID or "",
+            domain_id=settings.CLICKZETTA_DOMAIN_ID,
+            poll_interval=settings.CLICKZETTA_POLL_INTERVAL,
+            overall_timeout=settings.CLICKZETTA_TIMEOUT,
+            warehouse_url=settings.CLICKZETTA_WAREHOUSE_URL))
+    from adapters.textql import TextQLBackend, TextQLSettings
+
+    return TextQLBackend(TextQLSettings(base_url=settings.TEXTQL_BASE_URL,
+                                        member_id=settings.TEXTQL_MEMBER_ID or "",
+                                        api_key=settings.TEXTQL_API_KEY or "",
+                                        dataset=settings.TEXTQL_DATASET,
+                                        mode=settings.TEXTQL_MODE,
+                                        stream_idle_timeout=settings.TEXTQL_STREAM_IDLE_TIMEOUT))

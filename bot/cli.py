@@ -1,0 +1,82 @@
+"""The ``insightbot`` console script: ``serve``, ``ask`` and ``db upgrade``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import setup_logging
+
+log = logging.getLogger("insightbot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="insightbot", description="Analytics agents in Slack and Teams")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the service (HTTP on HOST:PORT; Socket Mode with SLACK_APP_TOKEN)")
+    ask = sub.add_parser("ask", help="ask the configured backend from the terminal")
+    ask.add_argument("question")
+    ask.add_argument("--backend", choices=["wren", "clickzetta", "textql"])
+    ask.add_argument("--out", default=".", help="folder for chart PNG files (default: current)")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        setup_logging(settings.LOG_LEVEL, settings.secrets())
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "ask":
+            return asyncio.run(_ask(settings, args.question, args.backend, Path(args.out)))
+        if args.command == "db":
+            from storage.migrate import upgrade_sync
+
+            upgrade_sync(settings.DATABASE_URL)
+            print("database is up to date")
+            return 0
+    except ConfigError as exc:
+        print(f"insightbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from bot.service import Service
+
+    settings.require_backend()
+    service = Service(settings)
+    if not settings.slack_enabled and not settings.teams_enabled:
+        log.warning("neither Slack nor Teams is configured: only /healthz and /metrics will answer")
+    web.run_app(service.web_app(), host=settings.HOST, port=settings.PORT, print=None,
+                access_log=None)
+    return 0
+
+
+async def _ask(settings: Settings, question: str, backend_name: str | None, out_dir: Path) -> int:
+    from bot.backends import build_backend
+    from bot.charts import ChartRenderer
+    from bot.terminal import ask_in_terminal
+
+    backend = build_backend(settings, backend_name)
+    try:
+        return await ask_in_terminal(backend, question, out_dir=out_dir,
+                                     charts=ChartRenderer(width=settings.CHART_WIDTH,
+                                                          height=settings.CHART_HEIGHT,
+                                                          scale=settings.CHART_SCALE))
+    finally:
+        await backend.aclose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

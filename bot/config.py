@@ -1,0 +1,138 @@
+"""Settings from the environment and ``.env``, named exactly as in the operator contract.
+
+Everything beyond the contract's table (pacing, limits, timeouts) is also a setting so that
+tests can shorten it; operators rarely need to touch those. ``load_settings`` turns any problem
+into one :class:`ConfigError` line that names the variable, which ``insightbot serve`` prints
+before exiting.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BackendName = Literal["wren", "clickzetta", "textql"]
+
+
+class ConfigError(Exception):
+    """A missing or invalid setting; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      case_sensitive=False)
+
+    # -- contract ------------------------------------------------------------------------
+    BACKEND: BackendName | None = None
+    DATABASE_URL: str = "sqlite+aiosqlite:///./data/insightbot.db"
+    HOST: str = "0.0.0.0"
+    PORT: int = 3000
+    LOG_LEVEL: str = "INFO"
+
+    SLACK_BOT_TOKEN: str | None = None
+    SLACK_SIGNING_SECRET: str | None = None
+    SLACK_APP_TOKEN: str | None = None
+    SLACK_API_URL: str = "https://slack.com/api/"
+
+    TEAMS_APP_ID: str | None = None
+    TEAMS_APP_PASSWORD: str | None = None
+    TEAMS_TENANT_ID: str | None = None
+    TEAMS_ALLOW_ANONYMOUS: bool = False
+
+    WREN_BASE_URL: str | None = None
+    WREN_API_KEY: str | None = None
+    WREN_PROJECT_ID: str | None = None
+
+    CLICKZETTA_BASE_URL: str | None = None
+    CLICKZETTA_APP_SECRET_KEY: str | None = None
+    CLICKZETTA_TENANT_ID: str | None = None
+    CLICKZETTA_USER_ID: str | None = None
+    CLICKZETTA_DOMAIN_ID: str | None = None
+    CLICKZETTA_POLL_INTERVAL: float = 2.0
+
+    TEXTQL_BASE_URL: str = "https://app.textql.com"
+    TEXTQL_MEMBER_ID: str | None = None
+    TEXTQL_API_KEY: str | None = None
+    TEXTQL_DATASET: str | None = None
+
+    # -- beyond the contract's table (documented in the README) ----------------------------
+    WREN_TIMEOUT: float = 400.0
+    CLICKZETTA_TIMEOUT: float = 360.0
+    CLICKZETTA_WAREHOUSE_URL: str | None = None
+    TEXTQL_MODE: Literal["legacy", "v2"] = "legacy"
+    TEXTQL_STREAM_IDLE_TIMEOUT: float = 120.0
+    RUN_TIMEOUT: float = 900.0  # relay-wide ceiling on one run, whatever the backend
+    STOP_GRACE: float = 30.0  # how long a cooperative stop may take before the run is cancelled
+    SLACK_UPDATE_INTERVAL: float = 1.5  # seconds between edits of one message
+    SLACK_UPDATE_BUDGET: int = 45  # chat.update calls per minute per workspace (Tier 3 is 50)
+    SLACK_BUDGET_WINDOW: float = 60.0
+    SLACK_MAX_RETRIES: int = 3  # 429 retries by slack_sdk's retry handler
+    CHART_WIDTH: int = 720
+    CHART_HEIGHT: int = 420
+    CHART_SCALE: float = 2.0
+
+    @field_validator("BACKEND", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) and v.strip() else (None if v == "" else v)
+
+    @field_validator("SLACK_API_URL")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.SLACK_BOT_TOKEN or self.SLACK_SIGNING_SECRET)
+
+    @property
+    def teams_enabled(self) -> bool:
+        return bool(self.TEAMS_APP_ID) or self.TEAMS_ALLOW_ANONYMOUS
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        values = [self.SLACK_BOT_TOKEN, self.SLACK_SIGNING_SECRET, self.SLACK_APP_TOKEN,
+                  self.TEAMS_APP_PASSWORD, self.WREN_API_KEY, self.CLICKZETTA_APP_SECRET_KEY,
+                  self.TEXTQL_API_KEY]
+        return [v for v in values if v and len(v) >= 4]
+
+    def require_backend(self, name: str | None = None) -> BackendName:
+        """Check the settings the chosen backend needs; raise ConfigError naming the first gap."""
+        backend = (name or self.BACKEND or "").lower()
+        if not backend:
+            raise ConfigError("BACKEND is required (wren, clickzetta or textql)")
+        if backend not in ("wren", "clickzetta", "textql"):
+            raise ConfigError(f"BACKEND must be wren, clickzetta or textql, not {backend!r}")
+        needed = {
+            "wren": ["WREN_BASE_URL", "WREN_API_KEY"],
+            "clickzetta": ["CLICKZETTA_BASE_URL", "CLICKZETTA_APP_SECRET_KEY",
+                           "CLICKZETTA_TENANT_ID", "CLICKZETTA_USER_ID"],
+            "textql": ["TEXTQL_MEMBER_ID", "TEXTQL_API_KEY"],
+        }[backend]
+        for var in needed:
+            if not getattr(self, var):
+                raise ConfigError(f"{var} is required when BACKEND={backend}")
+        return backend  # type: ignore[return-value]
+
+    def check_platforms(self) -> None:
+        if self.slack_enabled:
+            for var in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+                if not getattr(self, var):
+                    raise ConfigError(f"{var} is required when Slack is configured")
+        if self.SLACK_APP_TOKEN and not self.SLACK_APP_TOKEN.startswith("xapp-"):
+            raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        if self.TEAMS_APP_ID and not self.TEAMS_APP_PASSWORD:
+            raise ConfigError("TEAMS_APP_PASSWORD is required when TEAMS_APP_ID is set")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; any validation problem becomes one ConfigError line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        var = ".".join(str(p) for p in err.get("loc", ())) or "setting"
+        raise ConfigError(f"{var} is invalid: {err.get('msg', 'bad value')}") from None

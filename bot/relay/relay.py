@@ -1,0 +1,343 @@
+"""The relay: thread → conversation → backend session, one run at a time per thread.
+
+A run goes through these steps, each of which leaves a visible trace for the user:
+
+1. the question is recorded and a placeholder is posted at once (saying so when it must wait
+   for an earlier question in the same thread);
+2. when its turn comes, the backend is asked; every update is folded into the Answer, charts are
+   rendered to PNG, and the snapshot is offered to the sink (which coalesces edits);
+3. the run ends exactly once — answered, stopped, failed or timed out — the final snapshot is
+   stored with the run and delivered; errors carry the run id as their reference.
+
+Stopping cancels the backend work (cooperatively for polled backends, by cancelling the
+request for the others) and keeps whatever arrived. After a restart, runs of resumable backends
+are re-attached to their reply; the others are closed with a visible "interrupted" notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from adapters.answer import (
+    Answer, ChartPart, ErrorPart, Finished, Outcome, PartUpsert, SessionAssigned, StatusPart,
+    Update,
+)
+from adapters.base import AskRequest, Backend, BackendError
+from bot.metrics import Metrics
+from bot.relay.live import LiveRun, LiveRuns
+from bot.relay.sink import SinkFactory
+from bot.relay.snapshot import answer_to_dict
+from bot.relay.thread import Question, ThreadRef
+from storage.repository import Repository, RunRecord
+
+log = logging.getLogger(__name__)
+
+STATUS_ID = "status"
+WORKING = "Working on it…"
+
+
+class StopResult(str, enum.Enum):
+    STOPPING = "stopping"
+    NOT_ALLOWED = "not_allowed"
+    ALREADY_FINISHED = "already_finished"
+    ALREADY_STOPPING = "already_stopping"
+    NOT_FOUND = "not_found"
+
+
+class ChartRendering:
+    """The bit of bot.charts the relay uses (a protocol, so tests can pass a stand-in)."""
+
+    async def render(self, spec: dict[str, Any]) -> bytes:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Relay:
+    def __init__(self, repo: Repository, backend: Backend, *, charts: ChartRendering | None = None,
+                 run_timeout: float = 900.0, stop_grace: float = 30.0,
+                 metrics: Metrics | None = None) -> None:
+        self.repo = repo
+        self.backend = backend
+        self.charts = charts
+        self.run_timeout = run_timeout
+        self.stop_grace = stop_grace
+        self.metrics = metrics or Metrics()
+        self.live = LiveRuns()
+        self._platforms: dict[str, SinkFactory] = {}
+        self._closing = False
+        # called after a run's final reply was delivered (tests and benchmarks wait on it)
+        self.on_finish: list[Callable[[str, ThreadRef, Answer], None]] = []
+
+    def register_platform(self, name: str, factory: SinkFactory) -> None:
+        self._platforms[name] = factory
+
+    # -- asking --------------------------------------------------------------------------
+    async def ask(self, question: Question) -> str:
+        """Record the question and start its run in the background; return the run id."""
+        ref = question.ref
+        conv = await self.repo.ensure_conversation(ref.platform, ref.workspace, ref.channel,
+                                                   ref.thread, self.backend.name)
+        record = await self.repo.create_run(conv, question.text, question.asker)
+        sink = self._platforms[ref.platform].for_question(ref, question.asker)
+        live = LiveRun(run_id=record.id, ref=ref, asker=question.asker, question=question.text,
+                       sink=sink)
+        ahead = self.live.busy_ahead(ref)
+        self.live.add(live)
+        live.task = asyncio.create_task(self._run(live, ahead), name=f"run-{record.id}")
+        return record.id
+
+    async def _run(self, live: LiveRun, ahead: int) -> None:
+        waiting = ahead > 0
+        live.answer = Answer(parts=(StatusPart(STATUS_ID, _queued_text(ahead) if waiting else WORKING),))
+        try:
+            try:
+                channel, reply_id = await live.sink.open(live.answer, run_id=live.run_id,
+                                                         queued_behind=ahead)
+                await self.repo.update_run(live.run_id, reply_channel=channel, reply_ts=reply_id)
+            except Exception:  # the placeholder failed: keep going, close() will post anew
+                log.exception("run %s: could not post the placeholder", live.run_id)
+            turn = await self.live.turn(live.ref, live.stop_event)
+            if turn is None:  # stopped while waiting
+                await self._finish(live, live.answer.finish(Outcome.STOPPED,
+                                                            stopped_by=live.stop_requested_by or ""))
+                return
+            try:
+                await self._answer(live, resume=None)
+            finally:
+                turn.release()
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            log.info("run %s left for resumption at the next start", live.run_id)
+        finally:
+            self.live.remove(live.run_id)
+
+    async def _answer(self, live: LiveRun, *, resume: RunRecord | None) -> None:
+        """Ask (or re-attach to) the backend and finish the run."""
+        ref = live.ref
+        conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
+        session_id = conv.session_id if conv and conv.backend == self.backend.name else None
+        live.started_at = time.monotonic()
+        if resume is None:
+            await self.repo.update_run(live.run_id, status="running", started_at=_utcnow())
+            live.answer = live.answer.upsert(StatusPart(STATUS_ID, WORKING))
+            live.sink.show(live.answer)
+            updates = self.backend.ask(AskRequest(question=live.question, session_id=session_id,
+                                                  asker=live.asker))
+        else:
+            assert resume.session_id and resume.backend_run_id
+            updates = self.backend.resume(resume.session_id, resume.backend_run_id)
+            live.answer = replace(live.answer, session_id=resume.session_id,
+                                  run_id=resume.backend_run_id)
+        self.metrics.runs_active.inc()
+        try:
+            live.consumer = asyncio.create_task(self._consume(live, updates, conv.id if conv else None))
+            done, _ = await asyncio.wait({live.consumer}, timeout=self.run_timeout)
+            answer = live.answer
+            if not done:
+                await self._safe_backend_stop(live)
+                live.consumer.cancel()
+                await asyncio.gather(live.consumer, return_exceptions=True)
+                answer = live.answer.finish(Outcome.FAILED, error=ErrorPart(
+                    "error", f"The analysis took longer than {int(self.run_timeout)} s and was stopped.",
+                    code="timeout"))
+            elif live.consumer.cancelled():
+                answer = live.answer.finish(Outcome.STOPPED, stopped_by=live.stop_requested_by or "")
+            elif (exc := live.consumer.exception()) is not None:
+                answer = self._failure(live, exc)
+            elif not answer.outcome.finished:
+                answer = answer.finish(Outcome.FAILED, error=ErrorPart(
+                    "error", "The analysis ended without an answer.", code="incomplete"))
+            if live.stop_requested_by and answer.outcome is Outcome.STOPPED:
+                answer = replace(answer, stopped_by=live.stop_requested_by)
+            await self._finish(live, answer)
+        finally:
+            self.metrics.runs_active.dec()
+            if live.consumer and not live.consumer.done():
+                live.consumer.cancel()
+
+    async def _consume(self, live: LiveRun, updates: Any, conversation_id: int | None) -> None:
+        try:
+            async for update in updates:
+                live.answer = await self._fold(live, live.answer, update, conversation_id)
+                live.sink.show(live.answer)
+                if live.answer.outcome.finished:
+                    break
+        finally:
+            aclose = getattr(updates, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:  # pragma: no cover - closing a broken generator
+                    log.debug("run %s: closing the backend iterator failed", live.run_id, exc_info=True)
+
+    async def _fold(self, live: LiveRun, answer: Answer, update: Update,
+                    conversation_id: int | None) -> Answer:
+        if isinstance(update, SessionAssigned):
+            if conversation_id is not None and update.session_id != answer.session_id:
+                await self.repo.set_session(conversation_id, update.session_id)
+            await self.repo.update_run(live.run_id, session_id=update.session_id,
+                                       backend_run_id=update.run_id)
+        elif isinstance(update, PartUpsert) and isinstance(update.part, ChartPart):
+            update = PartUpsert(await self._render_chart(live, update.part))
+        elif isinstance(update, Finished) and update.outcome is Outcome.DONE:
+            answer = answer.upsert(StatusPart(STATUS_ID, ""))
+        return answer.apply(update)
+
+    async def _render_chart(self, live: LiveRun, chart: ChartPart) -> ChartPart:
+        if chart.vega_spec is None or chart.png is not None or self.charts is None:
+            return chart
+        try:
+            png = await self.charts.render(chart.vega_spec)
+        except Exception as exc:  # ChartError or anything the renderer hit: a quiet note
+            log.info("run %s: chart not rendered: %s", live.run_id, exc)
+            message = getattr(exc, "message", None) or "the chart could not be drawn"
+            return replace(chart, note=f"No chart this time: {message}")
+        return replace(chart, png=png)
+
+    def _failure(self, live: LiveRun, exc: BaseException) -> Answer:
+        if isinstance(exc, BackendError):
+            error = ErrorPart("error", exc.message, code=exc.code or str(exc.status or ""))
+        else:
+            log.error("run %s failed", live.run_id, exc_info=exc)
+            error = ErrorPart("error", "Something went wrong on our side while running the analysis.",
+                              code="internal")
+        return live.answer.finish(Outcome.FAILED, error=error)
+
+    async def _finish(self, live: LiveRun, answer: Answer) -> None:
+        """Store and deliver the final answer exactly once; errors carry the run id."""
+        answer = replace(answer, parts=tuple(
+            replace(p, reference=live.run_id) if isinstance(p, ErrorPart) and not p.reference else p
+            for p in answer.parts))
+        if answer.outcome is not Outcome.DONE:
+            answer = answer.upsert(StatusPart(STATUS_ID, ""))
+        answer = answer.with_elapsed(live.elapsed())
+        error = "; ".join(e.message for e in answer.errors) or None
+        try:
+            await self.repo.finish_run(live.run_id, answer.outcome.value, error=error,
+                                       answer=answer_to_dict(answer),
+                                       stopped_by=answer.stopped_by or None)
+        except Exception:
+            log.exception("run %s: could not store the final answer", live.run_id)
+        self.metrics.runs_finished.labels(self.backend.name, answer.outcome.value).inc()
+        if live.started_at is not None:
+            self.metrics.run_seconds.labels(self.backend.name).observe(live.elapsed())
+        live.answer = answer
+        await live.sink.close(answer)
+        for callback in self.on_finish:
+            callback(live.run_id, live.ref, answer)
+
+    # -- stopping ------------------------------------------------------------------------
+    async def stop(self, run_id: str, by: str, *, is_admin: bool = False) -> StopResult:
+        live = self.live.get(run_id)
+        if live is None:
+            record = await self.repo.get_run(run_id)
+            if record is None:
+                return StopResult.NOT_FOUND
+            if record.asker != by and not is_admin:
+                return StopResult.NOT_ALLOWED
+            return StopResult.ALREADY_FINISHED
+        if live.asker != by and not is_admin:
+            return StopResult.NOT_ALLOWED
+        if live.stop_requested_by:
+            return StopResult.ALREADY_STOPPING
+        live.stop_requested_by = by
+        live.stop_event.set()
+        if live.running:
+            live.answer = live.answer.upsert(StatusPart(STATUS_ID, "Stopping…"))
+            live.sink.show(live.answer)
+            asyncio.create_task(self._stop_backend(live), name=f"stop-{run_id}")
+        return StopResult.STOPPING
+
+    async def _stop_backend(self, live: LiveRun) -> None:
+        consumer = live.consumer
+        if self.backend.capabilities.cooperative_stop:
+            await self._safe_backend_stop(live)
+            if consumer is not None:
+                _, pending = await asyncio.wait({consumer}, timeout=self.stop_grace)
+                if pending:
+                    consumer.cancel()
+        else:
+            if consumer is not None:
+                consumer.cancel()
+            await self._safe_backend_stop(live)
+
+    async def _safe_backend_stop(self, live: LiveRun) -> None:
+        try:
+            await self.backend.stop(live.answer.session_id, live.answer.run_id)
+        except Exception:
+            log.warning("run %s: the backend's stop call failed", live.run_id, exc_info=True)
+
+    def runs_in_thread(self, ref: ThreadRef) -> list[LiveRun]:
+        return self.live.in_thread(ref)
+
+    # -- restart -------------------------------------------------------------------------
+    async def resume_unfinished(self) -> int:
+        """Pick up runs left unfinished by a previous process; return how many were touched."""
+        touched = 0
+        for record in await self.repo.running_runs():
+            if self.live.get(record.id) or record.platform not in self._platforms:
+                continue
+            touched += 1
+            ref = ThreadRef(record.platform, record.workspace, record.channel, record.thread)
+            factory = self._platforms[record.platform]
+            if record.reply_ts and record.reply_channel:
+                sink = factory.for_existing_reply(ref, record.asker, record.reply_channel,
+                                                  record.reply_ts, record.id)
+            else:
+                sink = factory.for_question(ref, record.asker)
+            live = LiveRun(run_id=record.id, ref=ref, asker=record.asker, question=record.question,
+                           sink=sink)
+            self.live.add(live)
+            live.task = asyncio.create_task(self._resume(live, record), name=f"resume-{record.id}")
+        return touched
+
+    async def _resume(self, live: LiveRun, record: RunRecord) -> None:
+        try:
+            if not record.reply_ts:
+                await live.sink.open(Answer(parts=(StatusPart(STATUS_ID, WORKING),)), run_id=live.run_id)
+            turn = await self.live.turn(live.ref, live.stop_event)
+            if turn is None:
+                await self._finish(live, live.answer.finish(Outcome.STOPPED,
+                                                            stopped_by=live.stop_requested_by or ""))
+                return
+            try:
+                if record.status == "queued":
+                    await self._answer(live, resume=None)  # never reached the backend: ask now
+                elif (self.backend.capabilities.resumable and record.backend == self.backend.name
+                      and record.session_id and record.backend_run_id):
+                    await self._answer(live, resume=record)
+                else:
+                    await self._finish(live, live.answer.finish(Outcome.FAILED, error=ErrorPart(
+                        "error", "This analysis was interrupted by a restart of the bot. "
+                                 "Please ask again.", code="interrupted")))
+            finally:
+                turn.release()
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+        finally:
+            self.live.remove(live.run_id)
+
+    async def close(self) -> None:
+        """Shut down: leave running runs as they are in storage so the next start resumes them."""
+        self._closing = True
+        tasks = [r.task for r in self.live.all() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _queued_text(ahead: int) -> str:
+    if ahead <= 1:
+        return "Waiting for the previous question in this thread to finish…"
+    return f"Waiting for {ahead} earlier questions in this thread to finish…"

@@ -1,0 +1,41 @@
+"""What the relay needs from a chat platform to show one run's reply."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from adapters.answer import Answer
+from bot.relay.thread import ThreadRef
+
+
+class ReplySink(Protocol):
+    """Shows one run's answer in one chat thread.
+
+    The relay calls ``open`` once (or not at all when re-attaching after a restart), ``show``
+    for every new snapshot — the sink coalesces them, latest wins — and ``close`` once with the
+    final snapshot, which the sink must deliver whatever happened before.
+    """
+
+    async def open(self, answer: Answer, *, run_id: str, queued_behind: int = 0) -> tuple[str, str]:
+        """Post the placeholder; return ``(reply_channel, reply_message_id)``."""
+        ...
+
+    def show(self, answer: Answer) -> None:
+        """Offer a new snapshot (non-blocking; intermediate snapshots may be skipped)."""
+        ...
+
+    async def close(self, answer: Answer) -> None:
+        """Deliver the final snapshot (answer, SQL, charts, notices). Must not raise."""
+        ...
+
+
+class SinkFactory(Protocol):
+    """Builds sinks for one platform (registered with the relay under the platform name)."""
+
+    def for_question(self, ref: ThreadRef, asker: str) -> ReplySink:
+        ...
+
+    def for_existing_reply(self, ref: ThreadRef, asker: str, reply_channel: str,
+                           reply_id: str, run_id: str) -> ReplySink:
+        """Re-attach to a reply posted before a restart."""
+        ...

@@ -1,0 +1,31 @@
+"""Identity of a chat thread and of one question asked in it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ThreadRef:
+    """A chat thread: the unit that maps to one backend conversation.
+
+    ``platform`` keeps Slack and Teams apart so their ids can never collide; ``thread`` is the
+    Slack thread root ``ts`` or the Teams conversation id (with ``;messageid=`` for channels).
+    """
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread}"
+
+
+@dataclass(frozen=True)
+class Question:
+    ref: ThreadRef
+    text: str
+    asker: str  # platform user id
+    is_admin: bool = False

@@ -1,0 +1,105 @@
+"""Assembles the service: storage, backend, charts, relay, and the chat platforms.
+
+``Service`` is what ``insightbot serve`` runs and what the integration tests start: it owns
+start-up (migrations, resuming unfinished runs, Socket Mode) and shutdown, and builds the
+aiohttp application with the contract's endpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from adapters.base import Backend
+from bot.backends import build_backend
+from bot.charts import ChartRenderer
+from bot.config import Settings
+from bot.metrics import Metrics
+from bot.relay import Relay
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, settings: Settings, *, backend: Backend | None = None) -> None:
+        settings.check_platforms()
+        self.settings = settings
+        self.metrics = Metrics()
+        self.backend = backend or build_backend(settings)
+        self.charts = ChartRenderer(width=settings.CHART_WIDTH, height=settings.CHART_HEIGHT,
+                                    scale=settings.CHART_SCALE)
+        self.repo: Repository | None = None
+        self.relay: Relay | None = None
+        self.slack_app = None
+        self._socket_handler = None
+
+    async def start(self) -> None:
+        self.repo = await Repository.open(self.settings.DATABASE_URL, migrate=True)
+        self.relay = Relay(self.repo, self.backend, charts=self.charts,
+                           run_timeout=self.settings.RUN_TIMEOUT, stop_grace=self.settings.STOP_GRACE,
+                           metrics=self.metrics)
+        if self.settings.slack_enabled:
+            self._start_slack()
+        resumed = await self.relay.resume_unfinished()
+        if resumed:
+            log.info("picked up %d unfinished analyses from before the restart", resumed)
+        if self.settings.SLACK_APP_TOKEN and self.slack_app is not None:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket_handler = AsyncSocketModeHandler(self.slack_app, self.settings.SLACK_APP_TOKEN)
+            await self._socket_handler.connect_async()
+            log.info("Slack Socket Mode connected")
+
+    def _start_slack(self) -> None:
+        from bot.slack.app import build_app, build_client, sink_factory
+        from bot.slack.deps import PLATFORM, SlackDeps
+
+        assert self.repo is not None and self.relay is not None
+        deps = SlackDeps(relay=self.relay, repo=self.repo, metrics=self.metrics)
+        client = build_client(self.settings)
+        self.slack_app = build_app(self.settings, deps, client)
+        self.relay.register_platform(PLATFORM, sink_factory(self.settings, deps, client))
+
+    async def close(self) -> None:
+        if self._socket_handler is not None:
+            await self._socket_handler.close_async()
+        if self.relay is not None:
+            await self.relay.close()
+        await self.backend.aclose()
+        self.charts.close() if hasattr(self.charts, "close") else None
+        if self.repo is not None:
+            await self.repo.close()
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def web_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/slack/events", self._slack_events)
+
+        async def on_startup(_: web.Application) -> None:
+            await self.start()
+
+        async def on_cleanup(_: web.Application) -> None:
+            await self.close()
+
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+        return app
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        ok = self.repo is not None and await self.repo.ping()
+        return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(),
+                            headers={"Content-Type": self.metrics.content_type})
+
+    async def _slack_events(self, request: web.Request) -> web.Response:
+        if self.slack_app is None:
+            return web.json_response({"error": "Slack is not configured"}, status=404)
+        from bot.slack.app import events_route
+
+        return await events_route(self.slack_app)(request)

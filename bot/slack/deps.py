@@ -1,0 +1,38 @@
+"""What Slack listeners need, passed explicitly to each ``register(app, deps)``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.metrics import Metrics
+from bot.relay import Relay
+from storage.repository import Repository
+
+PLATFORM = "slack"
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+_STOP_WORDS = {"stop", "cancel", "stop it", "abort"}
+
+
+@dataclass
+class SlackDeps:
+    relay: Relay
+    repo: Repository
+    metrics: Metrics
+
+
+def strip_mentions(text: str) -> str:
+    return " ".join(_MENTION.sub(" ", text or "").split())
+
+
+def is_stop(text: str) -> bool:
+    return text.strip().lower().rstrip(".!") in _STOP_WORDS
+
+
+HELP_TEXT = (
+    "Ask me a question about your data and I will work it out in this thread — for example "
+    "_“@insightbot which regions grew fastest last quarter?”_.\n"
+    "• Follow-up questions in the same thread keep the context.\n"
+    "• Type `stop` in the thread (or press *Stop*) to stop a running analysis.\n"
+    "• `/insight-history` lists your recent questions in a channel; `/insight-stop` stops yours."
+)

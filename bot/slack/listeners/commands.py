@@ -1,0 +1,60 @@
+"""Slash commands. They cannot be used inside threads, so both work per channel and user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.delivery.textsplit import shorten
+from bot.slack.deps import PLATFORM, SlackDeps
+from bot.slack.history import PAGE_SIZE, history_blocks, history_fallback
+from bot.slack.listeners.stopping import MESSAGES, stop_run
+from bot.slack.render import STOP_ACTION
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    async def insight_stop(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
+                           client: AsyncWebClient) -> None:
+        await ack()
+        user, channel = command["user_id"], command["channel_id"]
+        runs = [r for r in deps.relay.live.all()
+                if r.ref.platform == PLATFORM and r.ref.channel == channel and r.asker == user]
+        if not runs:
+            await respond(response_type="ephemeral",
+                          text="You have no running analyses in this channel.")
+            return
+        if len(runs) == 1:
+            result = await stop_run(deps, client, runs[0].run_id, user)
+            text = MESSAGES[result] or f"Stopping: _{shorten(runs[0].question, 120)}_"
+            await respond(response_type="ephemeral", text=text)
+            return
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn",
+                                         "text": f"You have {len(runs)} analyses running here. Which one?"}}]
+        for run in runs:
+            blocks.append({"type": "section",
+                           "text": {"type": "mrkdwn", "text": shorten(run.question, 200)},
+                           "accessory": {"type": "button", "action_id": STOP_ACTION, "style": "danger",
+                                         "value": run.run_id,
+                                         "text": {"type": "plain_text", "text": "Stop"}}})
+        await respond(response_type="ephemeral", text="Choose the analysis to stop", blocks=blocks[:50])
+
+    async def insight_history(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
+                              client: AsyncWebClient) -> None:
+        await ack()
+        await respond_history(deps, client, respond, team=command.get("team_id", ""),
+                              channel=command["channel_id"], user=command["user_id"], offset=0)
+
+    app.command("/insight-stop")(insight_stop)
+    app.command("/insight-history")(insight_history)
+
+
+async def respond_history(deps: SlackDeps, client: AsyncWebClient, respond: AsyncRespond, *,
+                          team: str, channel: str, user: str, offset: int) -> None:
+    runs = await deps.repo.list_runs(PLATFORM, team, channel=channel, asker=user,
+                                     limit=PAGE_SIZE, offset=offset)
+    total = await deps.repo.count_runs(PLATFORM, team, channel=channel, asker=user)
+    blocks = await history_blocks(client, runs, total=total, offset=offset, channel=channel)
+    await respond(response_type="ephemeral", text=history_fallback(runs), blocks=blocks[:50],
+                  replace_original=offset > 0)

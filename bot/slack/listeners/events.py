@@ -1,0 +1,93 @@
+"""Events: @mentions, DMs, thread follow-ups, typed ``stop``, App Home, agent-session stop.
+
+Each message is claimed in the event ledger under ``(channel, ts)`` before anything else, so a
+Slack retry, the ``app_mention`` + ``message`` pair one mention produces, and a redelivery after
+a restart all lead to one answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.relay import Question, ThreadRef
+from bot.slack.deps import HELP_TEXT, PLATFORM, SlackDeps, is_stop, strip_mentions
+from bot.slack.home import publish_home
+from bot.slack.listeners.stopping import MESSAGES, stop_run, tell
+
+log = logging.getLogger(__name__)
+
+_ALLOWED_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    async def on_mention(event: dict[str, Any], context: AsyncBoltContext,
+                         client: AsyncWebClient) -> None:
+        deps.metrics.events.labels(PLATFORM, "app_mention").inc()
+        await _handle_message(deps, event, context, client)
+
+    async def on_message(event: dict[str, Any], context: AsyncBoltContext,
+                         client: AsyncWebClient) -> None:
+        if event.get("subtype") not in _ALLOWED_SUBTYPES or event.get("bot_id"):
+            return
+        if event.get("user") in (None, "USLACKBOT", context.bot_user_id):
+            return
+        if event.get("channel_type") == "im":
+            deps.metrics.events.labels(PLATFORM, "dm").inc()
+            await _handle_message(deps, event, context, client)
+            return
+        if context.bot_user_id and f"<@{context.bot_user_id}>" in (event.get("text") or ""):
+            return  # the app_mention event for the same message handles it
+        thread_ts = event.get("thread_ts")
+        if not thread_ts:
+            return
+        team = context.team_id or event.get("team") or ""
+        conv = await deps.repo.get_conversation(PLATFORM, team, event["channel"], thread_ts)
+        if conv is None:
+            return  # a thread the bot is not part of
+        deps.metrics.events.labels(PLATFORM, "follow_up").inc()
+        await _handle_message(deps, event, context, client)
+
+    async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext,
+                             client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        await publish_home(deps, client, context.team_id or "", event["user"])
+
+    async def on_agent_session_stopped(event: dict[str, Any], context: AsyncBoltContext,
+                                       client: AsyncWebClient) -> None:
+        ref = ThreadRef(PLATFORM, context.team_id or "", event["channel"], event["thread_ts"])
+        for run in deps.relay.runs_in_thread(ref):
+            await stop_run(deps, client, run.run_id, event.get("user", ""))
+
+    app.event("app_mention")(on_mention)
+    app.event("message")(on_message)
+    app.event("app_home_opened")(on_home_opened)
+    app.event("agent_session_stopped")(on_agent_session_stopped)
+
+
+async def _handle_message(deps: SlackDeps, event: dict[str, Any], context: AsyncBoltContext,
+                          client: AsyncWebClient) -> None:
+    channel, ts, user = event["channel"], event["ts"], event.get("user", "")
+    if not await deps.repo.claim_event(f"slack:msg:{channel}:{ts}"):
+        deps.metrics.duplicates.labels(PLATFORM).inc()
+        return
+    thread = event.get("thread_ts") or ts
+    ref = ThreadRef(PLATFORM, context.team_id or event.get("team") or "", channel, thread)
+    text = strip_mentions(event.get("text", ""))
+    if is_stop(text):
+        runs = deps.relay.runs_in_thread(ref)
+        if not runs:
+            await tell(client, channel, user, "Nothing is running in this thread.", thread)
+        for run in runs:
+            message = MESSAGES[await stop_run(deps, client, run.run_id, user)]
+            if message:
+                await tell(client, channel, user, message, thread)
+        return
+    if not text:
+        await client.chat_postMessage(channel=channel, thread_ts=thread, text=HELP_TEXT)
+        return
+    await deps.relay.ask(Question(ref=ref, text=text, asker=user))

@@ -33,6 +33,7 @@ class Service:
         self.repo: Repository | None = None
         self.relay: Relay | None = None
         self.slack_app = None
+        self.teams = None  # bot.teams.TeamsIntegration when Teams is configured
         self._socket_handler = None
 
     async def start(self) -> None:
@@ -42,6 +43,12 @@ class Service:
                            metrics=self.metrics)
         if self.settings.slack_enabled:
             self._start_slack()
+        if self.settings.teams_enabled:
+            from bot.teams import TeamsIntegration
+
+            self.teams = TeamsIntegration(self.settings, relay=self.relay, repo=self.repo,
+                                          metrics=self.metrics)
+            self.relay.register_platform("teams", self.teams.sink_factory())
         resumed = await self.relay.resume_unfinished()
         if resumed:
             log.info("picked up %d unfinished analyses from before the restart", resumed)
@@ -63,6 +70,8 @@ class Service:
         self.relay.register_platform(PLATFORM, sink_factory(self.settings, deps, client))
 
     async def close(self) -> None:
+        if self.teams is not None:
+            await self.teams.close()
         if self._socket_handler is not None:
             await self._socket_handler.close_async()
         if self.relay is not None:
@@ -78,6 +87,7 @@ class Service:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/slack/events", self._slack_events)
+        app.router.add_post("/api/messages", self._teams_messages)
 
         async def on_startup(_: web.Application) -> None:
             await self.start()
@@ -103,3 +113,8 @@ class Service:
         from bot.slack.app import events_route
 
         return await events_route(self.slack_app)(request)
+
+    async def _teams_messages(self, request: web.Request) -> web.StreamResponse:
+        if self.teams is None:
+            return web.json_response({"error": "Teams is not configured"}, status=404)
+        return await self.teams.handle(request)

@@ -83,7 +83,20 @@ class SlackReplySink:
                 raise
             log.warning("run %s: Slack rejected the final blocks (%s); sending plain text",
                         self.run_id, exc.response.get("error"))
-            await self._send_messages(plain_fallback(answer, self.run_id))
+            plain = plain_fallback(answer, self.run_id)
+            try:
+                await self._send_messages(plain)
+            except SlackApiError as again:
+                # the placeholder itself cannot be edited: post the answer as new replies
+                log.warning("run %s: placeholder not editable (%s); posting the answer anew",
+                            self.run_id, again.response.get("error"))
+                stale, self.reply_ts = self.reply_ts, None
+                if stale is not None:  # never leave a "working…" placeholder behind
+                    try:
+                        await self._call("chat_delete", channel=self.channel, ts=stale)
+                    except SlackApiError:
+                        pass
+                await self._send_messages(plain)
         for attachment in reply.attachments:
             await self._upload(attachment)
 

@@ -226,6 +226,8 @@ class FakeSlack:
         self.assistant_statuses: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.agent_sessions: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
         self.suggested_prompts: list[dict[str, Any]] = []
+        # bodies POSTed to response_url (slash commands, interactivity): /respond/{user}
+        self.responses: list[tuple[str, dict[str, Any]]] = []
         self._messages: dict[tuple[str, str], Message] = {}
         self._order: list[tuple[str, str]] = []
         self._edits: dict[tuple[str, str], list[tuple[str, list[dict[str, Any]] | None]]] = (
@@ -248,6 +250,7 @@ class FakeSlack:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_post("/respond/{user}", self._handle_respond)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -352,6 +355,16 @@ class FakeSlack:
         self.calls.append(call)
         await self._notify()
         return web.json_response(body, status=status, headers=extra_headers)
+
+    async def _handle_respond(self, request: web.Request) -> web.Response:
+        """A ``response_url``: Slack answers plain ``ok`` and shows the body to that user."""
+        body = await request.json()
+        self.responses.append((request.match_info["user"], body))
+        await self._notify()
+        return web.Response(text="ok")
+
+    def responses_to(self, user: str) -> list[dict[str, Any]]:
+        return [body for who, body in self.responses if who == user]
 
     async def _handle_upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]

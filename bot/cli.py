@@ -50,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    settings.require_backend()
+    settings.check_platforms()
     from aiohttp import web
 
     from bot.service import Service
 
-    settings.require_backend()
     service = Service(settings)
     if not settings.slack_enabled and not settings.teams_enabled:
         log.warning("neither Slack nor Teams is configured: only /healthz and /metrics will answer")

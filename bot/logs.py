@@ -46,4 +46,5 @@ def setup_logging(level: str, secrets: Iterable[str]) -> SecretFilter:
         root.removeHandler(old)
     root.addHandler(handler)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs full URLs with query tokens
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return redactor

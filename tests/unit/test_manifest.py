@@ -1,0 +1,42 @@
+"""manifest.yml is a valid Slack app manifest and matches what the code listens to."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT.parent / "shared" / "schemas" / "slack-manifest.schema.1.0.0.json"
+
+
+def _manifest() -> dict:
+    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+
+def test_manifest_validates_against_slacks_schema() -> None:
+    import pytest
+
+    if not SCHEMA.exists():
+        pytest.skip(f"schema not found at {SCHEMA}")
+    schema = json.loads(SCHEMA.read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(_manifest()), key=str)
+    assert not errors, [e.message for e in errors]
+
+
+def test_manifest_covers_the_contract() -> None:
+    m = _manifest()
+    events = set(m["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_mention", "message.im", "message.channels", "app_home_opened",
+            "agent_session_stopped"} <= events
+    commands = {c["command"] for c in m["features"]["slash_commands"]}
+    assert commands == {"/insight-stop", "/insight-history"}
+    assert m["settings"]["interactivity"]["is_enabled"] is True
+    assert "agent_view" in m["features"]
+    scopes = set(m["oauth_config"]["scopes"]["bot"])
+    assert {"app_mentions:read", "chat:write", "files:write", "im:history", "commands",
+            "channels:history"} <= scopes
+    for url in [m["settings"]["event_subscriptions"]["request_url"],
+                m["settings"]["interactivity"]["request_url"],
+                *[c["url"] for c in m["features"]["slash_commands"]]]:
+        assert url.endswith("/slack/events")

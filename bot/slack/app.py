@@ -31,7 +31,7 @@ def build_client(settings: Settings) -> AsyncWebClient:
 
 
 def build_app(settings: Settings, deps: SlackDeps, client: AsyncWebClient) -> AsyncApp:
-    app = AsyncApp(token=settings.SLACK_BOT_TOKEN, signing_secret=settings.SLACK_SIGNING_SECRET,
+    app = AsyncApp(signing_secret=settings.SLACK_SIGNING_SECRET,
                    client=client, process_before_response=False,
                    logger=logging.getLogger("slack_bolt"))
     register(app, deps)

@@ -54,6 +54,7 @@ class SlackReplySink:
                                 text=msg.text, blocks=msg.blocks)
         self.reply_ts = resp["ts"]
         self._coalescer.mark_sent()
+        await self._agent_session("processing")
         return self.channel, self.reply_ts
 
     def show(self, answer: Answer) -> None:
@@ -65,6 +66,19 @@ class SlackReplySink:
             await self._deliver_final(answer)
         except Exception:
             log.exception("run %s: final reply could not be delivered", self.run_id)
+        await self._agent_session("active")
+
+    async def _agent_session(self, status: str) -> None:
+        """Mirror the run in Slack's agent session so its native Stop button works.
+
+        Best effort: apps not declared as agents get an error here, and the Stop button in the
+        reply still works for them.
+        """
+        try:
+            await self._call("agents_sessions_setStatus", channel_id=self.channel,
+                             thread_ts=self.thread_ts, status=status)
+        except Exception as exc:  # noqa: BLE001 - never let session bookkeeping break a reply
+            log.debug("agent session %s not set: %s", status, exc)
 
     # -- internals -----------------------------------------------------------------------
     async def _edit_progress(self, answer: Answer) -> None:

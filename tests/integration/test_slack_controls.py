@@ -160,3 +160,17 @@ async def test_app_home_publishes_recent_analyses(wren_bot: SlackBot) -> None:
                                "tab": "home", "event_ts": "1.1"}, event_id="EvHOME1")
     await wren_bot.slack.wait_for(lambda: USER in wren_bot.slack.home_views)
     assert "home question" in blocks_text(wren_bot.slack.home_views[USER]["blocks"])
+
+
+async def test_agent_session_follows_the_run_and_its_stop_event_stops_it(
+        wren_bot: SlackBot, fake_wren: FakeWren) -> None:
+    event = await running(wren_bot, fake_wren)
+    sessions = wren_bot.slack.agent_sessions
+    await wren_bot.slack.wait_for(lambda: any(v for v in sessions.values()))
+    assert [s["status"] for s in sessions[(CHANNEL, event["ts"])]] == ["processing"]
+    await wren_bot.send_event({"type": "agent_session_stopped", "channel": CHANNEL,
+                               "thread_ts": event["ts"], "user": USER, "event_ts": "2.2",
+                               "streaming_message_ts": []}, event_id="EvSTOP1")
+    [answer] = await wren_bot.wait_finished(event["ts"])
+    assert answer.outcome.value == "stopped"
+    await wren_bot.slack.wait_for(lambda: sessions[(CHANNEL, event["ts"])][-1]["status"] == "active")

@@ -143,3 +143,20 @@ async def test_healthz_and_metrics(wren_bot: SlackBot) -> None:
     assert resp.status == 200 and (await resp.json()) == {"status": "ok"}
     resp = await wren_bot.client.get("/metrics")
     assert resp.status == 200 and "insightbot_runs_active" in await resp.text()
+
+
+async def test_own_messages_other_bots_edits_and_unknown_threads_are_ignored(
+        wren_bot: SlackBot, fake_wren: FakeWren) -> None:
+    first = await wren_bot.mention("start a thread")
+    await wren_bot.wait_finished(first["ts"])
+    # another bot in the thread, an edit, our own message, and a thread the bot is not in
+    await wren_bot.message("bot chatter", thread_ts=first["ts"], bot_id="B999", subtype="bot_message")
+    await wren_bot.message("edited", thread_ts=first["ts"], subtype="message_changed")
+    await wren_bot.message("my own reply", thread_ts=first["ts"], user="UBOT")
+    await wren_bot.message("unrelated thread", thread_ts="1700000000.999999")
+    await wren_bot.message("plain channel chatter")
+    # a real follow-up afterwards proves the listener was alive all along
+    await wren_bot.message("real follow-up", thread_ts=first["ts"])
+    await wren_bot.wait_finished(first["ts"], count=2)
+    questions = [r.json["question"] for r in fake_wren.requests_to("/api/v1/ask")]
+    assert questions == ["start a thread", "real follow-up"]

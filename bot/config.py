@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     SLACK_UPDATE_BUDGET: int = 45  # chat.update calls per minute per workspace (Tier 3 is 50)
     SLACK_BUDGET_WINDOW: float = 60.0
     SLACK_MAX_RETRIES: int = 3  # 429 retries by slack_sdk's retry handler
+    TEAMS_UPDATE_INTERVAL: float = 1.0  # seconds between edits of one Teams card
+    TEAMS_UPDATE_BUDGET: int = 50  # Bot Connector calls per window per conversation (limit 60/30 s)
+    TEAMS_BUDGET_WINDOW: float = 30.0
+    TEAMS_MAX_RETRIES: int = 4  # retries of 429/412/502/503/504 answers (Retry-After honoured)
+    TEAMS_RETRY_BACKOFF: float = 1.0  # first backoff when Teams gives no Retry-After; doubles
     CHART_WIDTH: int = 720
     CHART_HEIGHT: int = 420
     CHART_SCALE: float = 2.0
@@ -110,7 +115,8 @@ class Settings(BaseSettings):
             "wren": ["WREN_BASE_URL", "WREN_API_KEY"],
             "clickzetta": ["CLICKZETTA_BASE_URL", "CLICKZETTA_APP_SECRET_KEY",
                            "CLICKZETTA_TENANT_ID", "CLICKZETTA_USER_ID"],
-            "textql": ["TEXTQL_MEMBER_ID", "TEXTQL_API_KEY"],
+            # v2 authenticates with the API key alone; the legacy API uses member:key
+            "textql": ["TEXTQL_API_KEY"] + (["TEXTQL_MEMBER_ID"] if self.TEXTQL_MODE == "legacy" else []),
         }[backend]
         for var in needed:
             if not getattr(self, var):

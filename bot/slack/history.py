@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.textsplit import shorten
+from bot.relay.backend_history import backend_chats
 from storage.repository import RunRecord
 
 PAGE_SIZE = 10
@@ -72,3 +73,23 @@ async def history_blocks(client: AsyncWebClient, runs: list[RunRecord], *, total
 def history_fallback(runs: list[RunRecord]) -> str:
     return "\n".join(f"{r.created_at:%Y-%m-%d %H:%M} {r.status}: {shorten(r.question, 80)}" for r in runs) \
         or "No analyses yet."
+
+
+_BACKEND_LABEL = {"textql": "TextQL", "clickzetta": "ClickZetta", "wren": "Wren AI"}
+
+
+async def backend_chat_blocks(backend: Any, runs: list[RunRecord]) -> list[dict[str, Any]]:
+    """The backend's own chats behind these runs (TextQL keeps them), when it has any."""
+    chats, problem = await backend_chats(backend, (r.session_id for r in runs))
+    label = _BACKEND_LABEL.get(getattr(backend, "name", ""), "backend")
+    if problem:
+        return [{"type": "context", "elements": [{"type": "mrkdwn",
+                 "text": f"{label} chat history is unavailable: {shorten(problem, 200)}"}]}]
+    if not chats:
+        return []
+    lines = [f"• {shorten(c.title, 100) or c.id}"
+             + (f" — last active {c.last_activity:%Y-%m-%d %H:%M} UTC" if c.last_activity else "")
+             + f" (chat `{c.id}`)" for c in chats[:10]]
+    return [{"type": "divider"},
+            {"type": "section", "text": {"type": "mrkdwn",
+             "text": f"*{label} chats behind these answers*\n" + "\n".join(lines)}}]

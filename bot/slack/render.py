@@ -275,9 +275,21 @@ def render_final(answer: Answer, run_id: str) -> FinalReply:
         msg.text = fallback if i == 0 else f"(continued {i + 1}/{len(messages)})"
     for chart in answer.charts:
         if chart.png is not None:
-            attachments.append(Attachment(f"chart-{len(attachments) + 1}.png", chart.png,
-                                          chart.title or "Chart", chart.title or "Chart"))
+            name = f"chart-{len(attachments) + 1}.{image_extension(chart.png)}"
+            attachments.append(Attachment(name, chart.png, chart.title or "Chart",
+                                          chart.title or "Chart"))
     return FinalReply(messages=messages, attachments=attachments)
+
+
+def image_extension(data: bytes) -> str:
+    """Backend images are usually PNG, but TextQL may hand over JPEG, GIF or WebP."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return "png"
 
 
 def plain_fallback(answer: Answer, run_id: str) -> list[SlackMessage]:

@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.textsplit import shorten
 from bot.slack.deps import PLATFORM, SlackDeps
-from bot.slack.history import PAGE_SIZE, history_blocks, history_fallback
+from bot.slack.history import PAGE_SIZE, backend_chat_blocks, history_blocks, history_fallback
 from bot.slack.listeners.stopping import MESSAGES, stop_run
 from bot.slack.render import STOP_ACTION
 
@@ -56,5 +56,6 @@ async def respond_history(deps: SlackDeps, client: AsyncWebClient, respond: Asyn
                                      limit=PAGE_SIZE, offset=offset)
     total = await deps.repo.count_runs(PLATFORM, team, channel=channel, asker=user)
     blocks = await history_blocks(client, runs, total=total, offset=offset, channel=channel)
+    blocks += await backend_chat_blocks(deps.relay.backend, runs)
     await respond(response_type="ephemeral", text=history_fallback(runs), blocks=blocks[:50],
                   replace_original=offset > 0)

@@ -1,0 +1,109 @@
+"""Block JSON → parts, without the network: the shapes the seed shows and the ones it leaves open."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.answer import (
+    CodePart, ErrorPart, KnowledgePart, SqlPart, StatusPart, TablePart, TextPart,
+)
+from adapters.textql.blocks import BlockError, decode_block, translate_block
+from adapters.textql.cells import asset_ref, markdown_table, translate_cell
+from tests.fakes.textql import SEED_ROW, ontology_block, python_block
+
+
+def parts_by_id(view):
+    return {p.id: p for p in view.parts}
+
+
+def test_text_block_part_id_is_derived_from_block_id():
+    view = translate_block({"tag": "TextBlock", "contents": "Hello", "id": "abc123"}, fallback_id="x")
+    assert view.parts == (TextPart("abc123:text", "Hello"),)
+
+
+def test_ontology_block_seed_example():
+    view = translate_block(ontology_block(), fallback_id="x")
+    parts = parts_by_id(view)
+    bid = "e0c4b91b-950a-48cc-a5e1-9d55753bf4d9"
+    sql = parts[f"{bid}:sql"]
+    assert isinstance(sql, SqlPart) and "TPCDS_SF100TCL.STORE" in sql.sql
+    assert sql.title == "Stores ordered by size descending"
+    table = parts[f"{bid}:table"]
+    assert isinstance(table, TablePart)
+    assert [c.name for c in table.columns][:2] == ["S_STORE_ID", "S_NUMBER_EMPLOYEES"]
+    assert [c.type for c in table.columns][:2] == ["string", "number"]
+    assert table.rows == (tuple(None if v == "null" else v for v in SEED_ROW),)
+    assert table.total == 1
+    knowledge = parts[f"{bid}:knowledge"]
+    assert isinstance(knowledge, KnowledgePart)
+    assert knowledge.entries[0].title == "Object: Store"
+    assert knowledge.entries[0].detail == "SNOWFLAKE_SAMPLE_DATA.TPCDS_SF100TCL.STORE"
+    assert "S_STORE_NAME" in knowledge.entries[1].detail
+    assert not any(isinstance(p, StatusPart) for p in view.parts)  # complete: no progress line
+
+
+def test_ontology_preview_is_capped_but_keeps_total():
+    rows = [[f"S{i}", str(i), "null", "null", str(1000 - i), "1997-03-13", f"store {i}", str(i)]
+            for i in range(57)]
+    view = translate_block(ontology_block(rows=rows), fallback_id="x", preview_rows=20)
+    table = next(p for p in view.parts if isinstance(p, TablePart))
+    assert len(table.rows) == 20 and table.total == 57
+
+
+def test_ontology_in_progress_shows_what_is_queried():
+    view = translate_block(ontology_block(complete=False), fallback_id="x")
+    assert view.parts == (StatusPart("status", "Ana is querying the data warehouse: "
+                                               "Stores ordered by size descending…"),)
+
+
+def test_python_block_seed_shape_and_guessed_object_shape():
+    seed = python_block("def456", "print(1)", [{"tag": "TextResult", "contents": "1"},
+                                               {"tag": "ImageUrlResult", "contents": "https://x/a.png"}])
+    guessed = {"tag": "PythonBlock", "id": "def456", "contents": {
+        "code": "print(1)", "results": [{"TextResult": "1"}, {"ImageUrlResult": {"url": "https://x/a.png"}}]}}
+    for block in (seed, guessed):
+        view = translate_block(block, fallback_id="x")
+        assert view.parts[0] == CodePart("def456:code", "print(1)", "python", "1")
+        assert [(r.part_id, r.url) for r in view.images] == [("def456:image:0", "https://x/a.png")]
+
+
+def test_python_block_without_results_is_running():
+    view = translate_block(python_block("p1", "x = 1"), fallback_id="x")
+    assert view.parts[0] == CodePart("p1:code", "x = 1", "python", "")
+    assert isinstance(view.parts[1], StatusPart)
+
+
+def test_error_block_without_id_uses_fallback():
+    view = translate_block({"tag": "ErrorBlock", "contents": "boom"}, fallback_id="block:1")
+    assert view.error == ErrorPart("block:1", "boom", code="ana_error")
+    assert view.parts == (view.error,)
+
+
+def test_unknown_tag_is_progress_not_crash():
+    view = translate_block({"tag": "SqlBlock", "id": "q1", "contents": {"weird": [1, 2]}}, fallback_id="x")
+    assert not view.known
+    assert view.parts == (StatusPart("status", "Ana is working (sql)…"),)
+
+
+@pytest.mark.parametrize("data", ['{"tag":"TextBlock","contents":"bro', "[1,2]", "42"])
+def test_decode_block_rejects_non_objects(data):
+    with pytest.raises(BlockError):
+        decode_block(data)
+
+
+def test_markdown_table_drops_pandas_index():
+    md = "|    | region   |   revenue |\n|---:|:---------|----------:|\n|  0 | EMEA     |      1200 |"
+    columns, rows, total = markdown_table(md, 20)
+    assert [c.name for c in columns] == ["region", "revenue"]
+    assert rows == (("EMEA", "1200"),) and total == 1
+    assert markdown_table("not a table", 20) is None
+
+
+def test_v2_cells_and_assets():
+    view = translate_cell({"id": "c1", "type": "sql", "status": "running", "query": "SELECT 1"})
+    assert view.parts[0] == SqlPart("c1:sql", "SELECT 1")
+    assert isinstance(view.parts[-1], StatusPart)
+    ref, note = asset_ref({"name": "rev.png", "type": "image", "url": "https://s3/rev.png", "cell_id": "c2"})
+    assert ref is not None and ref.part_id == "c2:asset:rev.png" and note is None
+    ref, note = asset_ref({"name": "echarts_chart_rev.html", "type": "chart", "url": "https://s3/x.html"})
+    assert ref is None and note is not None and note.png is None and "interactive" in note.note

@@ -34,4 +34,7 @@ def build_backend(settings: Settings, name: str | None = None) -> Backend:
                                         api_key=settings.TEXTQL_API_KEY or "",
                                         dataset=settings.TEXTQL_DATASET,
                                         mode=settings.TEXTQL_MODE,
+                                        use_ontology=settings.TEXTQL_USE_ONTOLOGY,
+                                        ontology_connector_id=settings.TEXTQL_ONTOLOGY_CONNECTOR_ID,
+                                        clifford=settings.TEXTQL_CLIFFORD,
                                         stream_idle_timeout=settings.TEXTQL_STREAM_IDLE_TIMEOUT))

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     CLICKZETTA_WAREHOUSE_URL: str | None = None
     TEXTQL_MODE: Literal["legacy", "v2"] = "legacy"
     TEXTQL_STREAM_IDLE_TIMEOUT: float = 120.0
+    TEXTQL_USE_ONTOLOGY: bool = False
+    TEXTQL_ONTOLOGY_CONNECTOR_ID: int | None = None
+    TEXTQL_CLIFFORD: bool | None = None
     RUN_TIMEOUT: float = 900.0  # relay-wide ceiling on one run, whatever the backend
     STOP_GRACE: float = 30.0  # how long a cooperative stop may take before the run is cancelled
     SLACK_UPDATE_INTERVAL: float = 1.5  # seconds between edits of one message
@@ -118,9 +121,12 @@ class Settings(BaseSettings):
             # v2 authenticates with the API key alone; the legacy API uses member:key
             "textql": ["TEXTQL_API_KEY"] + (["TEXTQL_MEMBER_ID"] if self.TEXTQL_MODE == "legacy" else []),
         }[backend]
+        if backend == "textql" and self.TEXTQL_USE_ONTOLOGY:
+            needed.append("TEXTQL_ONTOLOGY_CONNECTOR_ID")
         for var in needed:
             if not getattr(self, var):
-                raise ConfigError(f"{var} is required when BACKEND={backend}")
+                raise ConfigError(f"{var} is required when BACKEND={backend}"
+                                  + (" and TEXTQL_USE_ONTOLOGY=true" if var.endswith("CONNECTOR_ID") else ""))
         return backend  # type: ignore[return-value]
 
     def check_platforms(self) -> None:

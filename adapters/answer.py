@@ -30,6 +30,7 @@ class PartKind(str, enum.Enum):
     CHART = "chart"
     CODE = "code"
     ERROR = "error"
+    SUGGESTIONS = "suggestions"
 
 
 class StepState(str, enum.Enum):
@@ -166,9 +167,18 @@ class ErrorPart:
     kind: PartKind = field(default=PartKind.ERROR, init=False)
 
 
+@dataclass(frozen=True)
+class SuggestionsPart:
+    """Follow-up questions the backend proposes; platforms offer them as one-click asks."""
+
+    id: str
+    questions: tuple[str, ...]
+    kind: PartKind = field(default=PartKind.SUGGESTIONS, init=False)
+
+
 Part = Union[
     StatusPart, StepPart, TextPart, SqlPart, KnowledgePart, MetricPart, TablePart, ChartPart,
-    CodePart, ErrorPart,
+    CodePart, ErrorPart, SuggestionsPart,
 ]
 
 

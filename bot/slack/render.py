@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.answer import (
     Answer, ChartPart, CodePart, ErrorPart, KnowledgePart, MetricPart, Outcome, PartKind,
-    SqlPart, StepPart, StepState, TablePart, TextPart,
+    SqlPart, StepPart, StepState, SuggestionsPart, TablePart, TextPart,
 )
 from bot.delivery.sqlformat import readable_sql
 from bot.delivery.tables import monospace_table
@@ -27,6 +27,8 @@ TEXT_LIMIT = 3_000
 SQL_INLINE_LINES = 40
 STOP_ACTION = "stop_run"
 FEEDBACK_ACTION = "feedback"
+SUGGESTION_ACTION = "ask_suggestion"
+MAX_SUGGESTIONS = 3
 
 Block = dict[str, Any]
 
@@ -237,6 +239,7 @@ def _trailer(answer: Answer, run_id: str) -> list[Block]:
     if answer.outcome is Outcome.DONE:
         elapsed = f"Answered in {answer.elapsed:.0f} s" if answer.elapsed is not None else "Answered"
         blocks.append(_context(elapsed))
+        blocks += _suggestion_blocks(answer)
         blocks.append({"type": "context_actions", "elements": [{
             "type": "feedback_buttons", "action_id": FEEDBACK_ACTION,
             "positive_button": {"text": {"type": "plain_text", "text": "Good"},
@@ -246,6 +249,18 @@ def _trailer(answer: Answer, run_id: str) -> list[Block]:
                                 "accessibility_label": "Mark this answer as not helpful",
                                 "value": f"bad:{run_id}"}}]})
     return blocks
+
+
+def _suggestion_blocks(answer: Answer) -> list[Block]:
+    questions = [q for p in answer.parts if isinstance(p, SuggestionsPart) for q in p.questions
+                 if q.strip()][:MAX_SUGGESTIONS]
+    if not questions:
+        return []
+    # a button label is at most 75 characters; the value carries the whole question
+    buttons = [{"type": "button", "action_id": f"{SUGGESTION_ACTION}:{i}",
+                "text": {"type": "plain_text", "text": shorten(q, 75)}, "value": q[:2000]}
+               for i, q in enumerate(questions)]
+    return [_context("Ask next:"), {"type": "actions", "block_id": "suggestions", "elements": buttons}]
 
 
 def render_final(answer: Answer, run_id: str) -> FinalReply:

@@ -228,6 +228,7 @@ class FakeSlack:
         self.suggested_prompts: list[dict[str, Any]] = []
         # bodies POSTed to response_url (slash commands, interactivity): /respond/{user}
         self.responses: list[tuple[str, dict[str, Any]]] = []
+        self.admins: set[str] = set()  # user ids users.info reports as workspace admins
         self._messages: dict[tuple[str, str], Message] = {}
         self._order: list[tuple[str, str]] = []
         self._edits: dict[tuple[str, str], list[tuple[str, list[dict[str, Any]] | None]]] = (
@@ -451,6 +452,7 @@ class FakeSlack:
             "assistant.threads.setTitle": lambda a: {},
             "agents.sessions.setStatus": self._session_status,
             "views.publish": self._views_publish,
+            "users.info": self._users_info,
             "conversations.open": self._conversations_open,
             "conversations.replies": self._replies,
             "conversations.history": self._history,
@@ -580,6 +582,13 @@ class FakeSlack:
         entry = {k: args[k] for k in ("status", "title", "initiator_user_id") if args.get(k)}
         self.agent_sessions[(channel, _opt_str(args.get("thread_ts")))].append(entry)
         return {}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = _required(args, "user")
+        admin = user in self.admins
+        return {"ok": True, "user": {"id": user, "team_id": self.team_id, "name": user.lower(),
+                                     "is_admin": admin, "is_owner": False,
+                                     "is_primary_owner": False, "is_bot": False}}
 
     def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = _required(args, "user_id")

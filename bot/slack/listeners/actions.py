@@ -1,17 +1,19 @@
-"""Block actions: the Stop button, feedback buttons, and history paging."""
+"""Block actions: the Stop button, feedback, suggested follow-ups and history paging."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.deps import SlackDeps
+from bot.relay import Question, ThreadRef
+from bot.slack.deps import PLATFORM, SlackDeps
 from bot.slack.history import HISTORY_MORE_ACTION
 from bot.slack.listeners.commands import respond_history
 from bot.slack.listeners.stopping import MESSAGES, stop_run, tell
-from bot.slack.render import FEEDBACK_ACTION, STOP_ACTION
+from bot.slack.render import FEEDBACK_ACTION, STOP_ACTION, SUGGESTION_ACTION
 
 
 def _channel_of(body: dict[str, Any]) -> str:
@@ -52,6 +54,17 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await respond_history(deps, client, respond, team=(body.get("team") or {}).get("id", ""),
                               channel=channel, user=body["user"]["id"], offset=int(offset or 0))
 
+    async def on_suggestion(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """A suggested follow-up asks that question in the same thread, as the clicking user."""
+        await ack()
+        thread = _thread_of(body) or (body.get("container") or {}).get("message_ts")
+        question = body["actions"][0].get("value", "").strip()
+        if not (thread and question):
+            return
+        ref = ThreadRef(PLATFORM, (body.get("team") or {}).get("id", ""), _channel_of(body), thread)
+        await deps.relay.ask(Question(ref=ref, text=question, asker=body["user"]["id"]))
+
     app.action(STOP_ACTION)(on_stop)
+    app.action(re.compile(f"^{SUGGESTION_ACTION}:\\d+$"))(on_suggestion)
     app.action(FEEDBACK_ACTION)(on_feedback)
     app.action(HISTORY_MORE_ACTION)(on_history_more)

@@ -77,7 +77,7 @@ class Service:
         if self.relay is not None:
             await self.relay.close()
         await self.backend.aclose()
-        self.charts.close() if hasattr(self.charts, "close") else None
+        self.charts.close()
         if self.repo is not None:
             await self.repo.close()
 

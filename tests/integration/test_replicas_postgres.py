@@ -1,0 +1,50 @@
+"""Two replicas on one PostgreSQL database: a redelivered event is answered once.
+
+Slack retries a delivery it thinks failed, and behind a load balancer the retry can reach a
+different replica. The event ledger lives in the database, so the second replica sees the claim
+and stays quiet. Skipped cleanly when PostgreSQL is not reachable (TEST_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.service import Service
+from tests.fakes.slack import FakeSlack
+from tests.fakes.wren import FakeWren
+from tests.integration.conftest import FinishedRuns, SlackBot, fast_settings
+from tests.integration.test_storage_postgres import pg_url  # noqa: F401  (fixture)
+
+
+async def test_retry_reaching_another_replica_is_not_answered_twice(
+        tmp_path, pg_url: str, fake_slack: FakeSlack, fake_wren: FakeWren) -> None:  # noqa: F811
+    bots: list[SlackBot] = []
+    clients: list[TestClient] = []
+    try:
+        for _ in range(2):
+            settings = fast_settings(tmp_path, fake_slack.base_url, DATABASE_URL=pg_url, BACKEND="wren",
+                                     WREN_BASE_URL=fake_wren.base_url, WREN_API_KEY=fake_wren.api_key)
+            service = Service(settings)
+            client = TestClient(TestServer(service.web_app()))
+            await client.start_server()
+            clients.append(client)
+            finished = FinishedRuns()
+            service.relay.on_finish.append(finished)
+            bots.append(SlackBot(client=client, slack=fake_slack, service=service, finished=finished))
+        a, b = bots
+        event = await a.mention("replicated question", channel="C0REPLICA01")
+        await b.send_event(event, event_id="EvRetryOnB", retry_num=1)
+        await a.wait_finished(event["ts"])
+        assert len(fake_wren.requests_to("/api/v1/ask")) == 1
+        assert b.finished.items == []
+        # the other replica knows the thread: a follow-up sent to it continues the conversation
+        await b.message("and last year?", channel="C0REPLICA01", thread_ts=event["ts"],
+                        ts="1800000999.000300")
+        await b.wait_finished(event["ts"])
+        asks = fake_wren.requests_to("/api/v1/ask")
+        assert len(asks) == 2 and asks[1].json["threadId"]
+        health = await b.client.get("/healthz")
+        assert health.status == 200
+    finally:
+        for client in clients:
+            await client.close()

@@ -40,7 +40,7 @@ class Service:
         self.repo = await Repository.open(self.settings.DATABASE_URL, migrate=True)
         self.relay = Relay(self.repo, self.backend, charts=self.charts,
                            run_timeout=self.settings.RUN_TIMEOUT, stop_grace=self.settings.STOP_GRACE,
-                           metrics=self.metrics)
+                           stop_poll_interval=self.settings.STOP_POLL_INTERVAL, metrics=self.metrics)
         if self.settings.slack_enabled:
             self._start_slack()
         if self.settings.teams_enabled:

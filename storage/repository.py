@@ -353,6 +353,19 @@ class Repository:
         stmt = select(_runs).where(*conditions).order_by(_runs.c.created_at, _runs.c.id)
         return [_run(row) for row in await self._all(stmt)]
 
+    async def stop_requests(self, run_ids: list[str]) -> dict[str, str]:
+        """Who asked to stop which of these unfinished runs (``run_id → user``).
+
+        A stop pressed on one replica for a run that another replica is executing is written
+        to ``stopped_by``; the owning replica polls this and stops the run itself.
+        """
+        if not run_ids:
+            return {}
+        stmt = select(_runs.c.id, _runs.c.stopped_by).where(
+            _runs.c.id.in_(run_ids), _runs.c.stopped_by.is_not(None),
+            _runs.c.status.in_(ACTIVE_STATUSES))
+        return {row.id: row.stopped_by for row in await self._all(stmt)}
+
     async def set_feedback(self, run_id: str, value: str, user: str) -> bool:
         """Record ``user``'s verdict ("good"/"bad") on a run; the latest vote wins.
 

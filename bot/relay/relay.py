@@ -64,12 +64,14 @@ def _utcnow() -> datetime:
 class Relay:
     def __init__(self, repo: Repository, backend: Backend, *, charts: ChartRendering | None = None,
                  run_timeout: float = 900.0, stop_grace: float = 30.0,
-                 metrics: Metrics | None = None) -> None:
+                 stop_poll_interval: float = 2.0, metrics: Metrics | None = None) -> None:
         self.repo = repo
         self.backend = backend
         self.charts = charts
         self.run_timeout = run_timeout
         self.stop_grace = stop_grace
+        self.stop_poll_interval = stop_poll_interval
+        self._stop_watcher: asyncio.Task[None] | None = None
         self.metrics = metrics or Metrics()
         self.live = LiveRuns()
         self._platforms: dict[str, SinkFactory] = {}
@@ -93,6 +95,7 @@ class Relay:
         ahead = self.live.busy_ahead(ref)
         self.live.add(live)
         live.task = asyncio.create_task(self._run(live, ahead), name=f"run-{record.id}")
+        self._watch_remote_stops()
         return record.id
 
     async def _run(self, live: LiveRun, ahead: int) -> None:
@@ -245,6 +248,11 @@ class Relay:
                 return StopResult.NOT_FOUND
             if record.asker != by and not is_admin:
                 return StopResult.NOT_ALLOWED
+            if record.active:  # running on another replica: it polls for this and stops
+                if record.stopped_by:
+                    return StopResult.ALREADY_STOPPING
+                await self.repo.update_run(run_id, stopped_by=by)
+                return StopResult.STOPPING
             return StopResult.ALREADY_FINISHED
         if live.asker != by and not is_admin:
             return StopResult.NOT_ALLOWED
@@ -277,6 +285,23 @@ class Relay:
         except Exception:
             log.warning("run %s: the backend's stop call failed", live.run_id, exc_info=True)
 
+    def _watch_remote_stops(self) -> None:
+        if self._stop_watcher is None or self._stop_watcher.done():
+            self._stop_watcher = asyncio.create_task(self._remote_stops(), name="remote-stops")
+
+    async def _remote_stops(self) -> None:
+        """Honour stops recorded by other replicas for the runs this one executes."""
+        while not self._closing and self.live.all():
+            await asyncio.sleep(self.stop_poll_interval)
+            pending = [r.run_id for r in self.live.all() if not r.stop_requested_by]
+            try:
+                requests = await self.repo.stop_requests(pending)
+            except Exception:
+                log.warning("could not check for stop requests", exc_info=True)
+                continue
+            for run_id, by in requests.items():
+                await self.stop(run_id, by, is_admin=True)
+
     def runs_in_thread(self, ref: ThreadRef) -> list[LiveRun]:
         return self.live.in_thread(ref)
 
@@ -299,6 +324,8 @@ class Relay:
                            sink=sink)
             self.live.add(live)
             live.task = asyncio.create_task(self._resume(live, record), name=f"resume-{record.id}")
+        if touched:
+            self._watch_remote_stops()
         return touched
 
     async def _resume(self, live: LiveRun, record: RunRecord) -> None:
@@ -311,7 +338,15 @@ class Relay:
                                                             stopped_by=live.stop_requested_by or ""))
                 return
             try:
-                if record.status == "queued":
+                if record.stopped_by:  # stopped while no replica was running it
+                    live.stop_requested_by = record.stopped_by
+                    if record.session_id and record.backend_run_id:
+                        live.answer = replace(live.answer, session_id=record.session_id,
+                                              run_id=record.backend_run_id)
+                        await self._safe_backend_stop(live)
+                    await self._finish(live, live.answer.finish(Outcome.STOPPED,
+                                                                stopped_by=record.stopped_by))
+                elif record.status == "queued":
                     await self._answer(live, resume=None)  # never reached the backend: ask now
                 elif (self.backend.capabilities.resumable and record.backend == self.backend.name
                       and record.session_id and record.backend_run_id):
@@ -331,6 +366,8 @@ class Relay:
     async def close(self) -> None:
         """Shut down: leave running runs as they are in storage so the next start resumes them."""
         self._closing = True
+        if self._stop_watcher is not None:
+            self._stop_watcher.cancel()
         tasks = [r.task for r in self.live.all() if r.task is not None]
         for task in tasks:
             task.cancel()

@@ -62,10 +62,11 @@ class ReplyTarget:
 
     def continuation(self) -> Activity:
         """The activity the proactive turn runs on; replies inherit its addressing."""
-        return Activity(type="event", name="ContinueConversation", id=self.reply_to_id,
-                        channel_id=self.channel_id, service_url=self.service_url,
+        fields = {"id": self.reply_to_id, "recipient": self.bot, "from_property": self.user}
+        return Activity(type="event", name="ContinueConversation", channel_id=self.channel_id,
+                        service_url=self.service_url,
                         conversation=self.conversation.model_copy(deep=True),
-                        recipient=self.bot, from_property=self.user)
+                        **{k: v for k, v in fields.items() if v is not None})
 
 
 def base_conversation_id(conversation_id: str) -> str:

@@ -45,6 +45,16 @@ async def test_retry_reaching_another_replica_is_not_answered_twice(
         assert len(asks) == 2 and asks[1].json["threadId"]
         health = await b.client.get("/healthz")
         assert health.status == 200
+        # a Stop pressed on replica B for an analysis running on replica A stops it on A
+        gate = fake_wren.hold_ask()
+        slow = await a.mention("slow one", channel="C0REPLICA01", ts="1800000999.000400")
+        await fake_wren.wait_for_request("/api/v1/ask", count=3)
+        run = (await a.service.repo.running_runs())[0]
+        await b.action("stop_run", run.id, channel="C0REPLICA01", message_ts=run.reply_ts or "",
+                       thread_ts=slow["ts"])
+        [answer] = await a.wait_finished(slow["ts"])
+        assert answer.outcome.value == "stopped" and answer.stopped_by == "U0ASKER01"
+        gate.set()
     finally:
         for client in clients:
             await client.close()

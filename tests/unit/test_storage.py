@@ -315,3 +315,15 @@ async def test_feedback(repo: Repository) -> None:
     assert await repo.set_feedback("nosuchrun", "good", "U1") is False
     with pytest.raises(ValueError):
         await repo.set_feedback(run.id, "meh", "U1")
+
+
+async def test_stop_requests_lists_only_unfinished_runs_with_a_requester(repo: Repository) -> None:
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "1.0", "wren")
+    a = await repo.create_run(conv, "a", "U1", status="running")
+    b = await repo.create_run(conv, "b", "U1", status="running")
+    c = await repo.create_run(conv, "c", "U1", status="running")
+    await repo.update_run(a.id, stopped_by="U2")
+    await repo.update_run(c.id, stopped_by="U3")
+    await repo.finish_run(c.id, "stopped")
+    assert await repo.stop_requests([a.id, b.id, c.id]) == {a.id: "U2"}
+    assert await repo.stop_requests([]) == {}

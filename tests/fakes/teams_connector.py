@@ -1,0 +1,258 @@
+"""A loopback fake of the Bot Connector API Teams bots reply through (``/v3/conversations``).
+
+Honest to teams.md §2.5/§4 and the rate-limit page:
+
+* the ``serviceUrl`` may carry a path prefix (``http://127.0.0.1:PORT/teams/amer/``); requests
+  outside it get 404, so a client that drops the prefix fails;
+* ``POST …/conversations/{id}/activities[/{replyToId}]`` → 201 ``{"id": …}``; ``PUT
+  …/activities/{id}`` → 200 ``{"id": …}`` (the SDK reads a JSON body); ``DELETE`` → 200;
+* conversation ids arrive raw (``:``, ``;``, ``@`` unescaped);
+* errors are ``{"error": {"code", "message"}}``; an unknown activity is 404;
+* a message over the size limit (JSON without inline ``data:`` images, ~28 KB) or over the
+  256 KB payload ceiling is refused with 413 ``MessageSizeTooBig``;
+* a message with both ``text`` and attachments is split by Teams and answers without an id;
+* scripted failures: ``fail_next("PUT", 429, retry_after=…)`` and the like.
+
+Tests read ``messages`` (every message with its versions) and ``calls``, and wait with
+:meth:`FakeConnector.wait_for` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+CARD = "application/vnd.microsoft.card.adaptive"
+MESSAGE_LIMIT = 28_000
+PAYLOAD_LIMIT = 262_144
+
+
+@dataclass
+class ConnectorCall:
+    method: str
+    path: str
+    conversation_id: str
+    activity_id: str | None
+    body: Any
+    headers: CIMultiDict[str]
+    status: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it arrived, for pacing checks
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("Authorization")
+
+
+@dataclass
+class TeamsMessage:
+    """One message the bot posted, with every version it had (post, then each PUT)."""
+
+    id: str
+    conversation_id: str
+    reply_to_id: str | None
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    deleted: bool = False
+
+    @property
+    def activity(self) -> dict[str, Any]:
+        return self.versions[-1]
+
+    @property
+    def text(self) -> str:
+        return self.activity.get("text") or ""
+
+    @property
+    def cards(self) -> list[dict[str, Any]]:
+        return [a.get("content") or {} for a in self.activity.get("attachments") or []
+                if a.get("contentType") == CARD]
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        cards = self.cards
+        return cards[0] if cards else None
+
+    @property
+    def edits(self) -> int:
+        return len(self.versions) - 1
+
+
+@dataclass
+class _Failure:
+    method: str
+    status: int
+    retry_after: str | None
+    code: str
+    message: str
+
+
+class FakeConnector:
+    def __init__(self, prefix: str = "/teams/amer/", *, message_limit: int | None = MESSAGE_LIMIT) -> None:
+        if not prefix.startswith("/") or not prefix.endswith("/"):
+            raise ValueError("prefix must start and end with '/'")
+        self.prefix = prefix
+        self.message_limit = message_limit
+        self.calls: list[ConnectorCall] = []
+        self.messages: dict[str, TeamsMessage] = {}
+        self._failures: deque[_Failure] = deque()
+        self._next_id = 1_800_000_000_000
+        self._cond = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.service_url = ""
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> str:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.service_url = f"http://{host}:{port}{self.prefix}"
+        return self.service_url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "FakeConnector":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- scripting ------------------------------------------------------------------------
+    def fail_next(self, method: str, status: int, *, retry_after: float | str | None = None,
+                  code: str | None = None, message: str = "", times: int = 1) -> None:
+        """The next ``times`` requests with ``method`` answer ``status`` (``Retry-After`` if given)."""
+        default_code = {429: "TooManyRequests", 412: "PreconditionFailed", 413: "MessageSizeTooBig",
+                        404: "NotFound", 502: "BadGateway", 504: "GatewayTimeout",
+                        400: "BadArgument", 403: "Forbidden"}.get(status, "ServiceError")
+        for _ in range(times):
+            self._failures.append(_Failure(method.upper(), status,
+                                           None if retry_after is None else str(retry_after),
+                                           code or default_code, message or default_code))
+
+    # -- reading --------------------------------------------------------------------------
+    def in_conversation(self, conversation_id: str) -> list[TeamsMessage]:
+        return [m for m in self.messages.values() if m.conversation_id == conversation_id]
+
+    def calls_to(self, method: str) -> list[ConnectorCall]:
+        return [c for c in self.calls if c.method == method.upper()]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Return once ``predicate()`` holds; re-checked after every request handled."""
+        async with self._cond:
+            try:
+                await asyncio.wait_for(self._cond.wait_for(predicate), timeout)
+            except TimeoutError:
+                last = "\n".join(f"  {c.method} {c.path} -> {c.status}" for c in self.calls[-10:])
+                raise AssertionError(f"FakeConnector.wait_for: not met within {timeout}s; last calls:\n"
+                                     f"{last or '  (none)'}") from None
+
+    # -- HTTP -----------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        try:
+            body = await request.json() if request.can_read_body else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        raw = await request.read()
+        conversation_id, activity_id = self._parse(path)
+        call = ConnectorCall(request.method, path, conversation_id or "", activity_id, body,
+                             CIMultiDict(request.headers))
+        self.calls.append(call)
+        response = self._respond(call, raw)
+        call.status = response.status
+        async with self._cond:
+            self._cond.notify_all()
+        return response
+
+    def _parse(self, path: str) -> tuple[str | None, str | None]:
+        if not path.startswith(self.prefix + "v3/conversations/"):
+            return None, None
+        rest = path[len(self.prefix + "v3/conversations/"):]
+        conversation_id, sep, tail = rest.partition("/activities")
+        if not sep or not conversation_id:
+            return None, None
+        activity_id = tail.lstrip("/") or None
+        return conversation_id, activity_id
+
+    def _respond(self, call: ConnectorCall, raw: bytes) -> web.Response:
+        if not call.conversation_id:
+            return _error(404, "NotFound", "Resource not found")
+        if self._failures and self._failures[0].method == call.method:
+            failure = self._failures.popleft()
+            headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
+            return _error(failure.status, failure.code, failure.message, headers)
+        if call.method == "DELETE":
+            message = self.messages.get(call.activity_id or "")
+            if message is None or message.conversation_id != call.conversation_id:
+                return _error(404, "NotFound", "The activity was not found")
+            message.deleted = True
+            return web.Response(status=200)
+        if not isinstance(call.body, dict) or not call.body.get("type"):
+            return _error(400, "BadArgument", "Activity type is required")
+        too_big = self._too_big(call.body, raw)
+        if too_big:
+            return _error(413, "MessageSizeTooBig", too_big)
+        if call.method == "POST":
+            return self._post(call)
+        if call.method == "PUT":
+            return self._put(call)
+        return _error(405, "MethodNotAllowed", "Method not allowed")
+
+    def _post(self, call: ConnectorCall) -> web.Response:
+        body = call.body
+        if body.get("type") == "typing":
+            return web.json_response({"id": self._new_id()}, status=201)
+        split = bool(body.get("text")) and bool(body.get("attachments"))
+        message = TeamsMessage(self._new_id(), call.conversation_id,
+                               body.get("replyToId") or call.activity_id, [body])
+        self.messages[message.id] = message
+        if split:  # Teams splits text + attachment into two messages and returns no id
+            return web.json_response({}, status=201)
+        return web.json_response({"id": message.id}, status=201)
+
+    def _put(self, call: ConnectorCall) -> web.Response:
+        message = self.messages.get(call.activity_id or "")
+        if message is None or message.conversation_id != call.conversation_id or message.deleted:
+            return _error(404, "NotFound", "The activity was not found in the conversation")
+        message.versions.append(call.body)
+        return web.json_response({"id": message.id}, status=200)
+
+    def _too_big(self, body: dict[str, Any], raw: bytes) -> str:
+        if len(raw) > PAYLOAD_LIMIT:
+            return f"Payload of {len(raw)} bytes exceeds {PAYLOAD_LIMIT}"
+        if self.message_limit is not None:
+            size = len(json.dumps(_without_images(body), ensure_ascii=False).encode())
+            if size > self.message_limit:
+                return f"Message of {size} bytes exceeds {self.message_limit}"
+        return ""
+
+    def _new_id(self) -> str:
+        self._next_id += 1
+        return str(self._next_id)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             headers=headers)
+
+
+def _without_images(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: ("" if isinstance(v, str) and v.startswith("data:") else _without_images(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_images(v) for v in node]
+    return node

@@ -1,0 +1,220 @@
+"""Teams harness: the real service on loopback, driven by Teams-shaped activities.
+
+``teams_bot`` starts the fake Bot Connector and the backend's fake, builds the real ``Service``
+(Teams in anonymous mode, no Slack, SQLite in a temporary folder) and serves it on 127.0.0.1.
+Tests post activities to ``/api/messages`` exactly as the Bot Connector would — with a
+``serviceUrl`` pointing at the fake, path prefix included — and assert on what the fake
+connector received. Runs are awaited through the relay's ``on_finish`` callbacks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.config import Settings
+from bot.service import Service
+from tests.fakes.teams_connector import FakeConnector, TeamsMessage
+from tests.integration.conftest import FinishedRuns
+from tests.integration.teams.backends import BACKENDS, FAKE_FIXTURES, BackendHarness
+
+TENANT = "72f988bf-0000-4000-8000-000000000001"
+BOT = {"id": "28:00000000-0000-0000-0000-0000000b0701", "name": "insightbot"}
+PERSONAL = "a:1pL6-personal-chat-with-ada"
+GROUP = "19:3f2c6a1e9b0d4c7a@thread.v2"
+CHANNEL = "19:general-3f2c6a1e9b0d@thread.tacv2"
+TEAM = "19:team-3f2c6a1e9b0d@thread.tacv2"
+
+
+@dataclass(frozen=True)
+class Person:
+    teams_id: str
+    aad: str
+    name: str
+
+    def account(self) -> dict[str, str]:
+        return {"id": self.teams_id, "name": self.name, "aadObjectId": self.aad}
+
+
+ADA = Person("29:1ada-teams-id", "aad-0000-ada", "Ada Lovelace")
+BOB = Person("29:1bob-teams-id", "aad-0000-bob", "Bob Babbage")
+
+
+def teams_settings(tmp_path: Any, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/teams.db",
+        SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None, SLACK_APP_TOKEN=None,
+        TEAMS_ALLOW_ANONYMOUS=True, TEAMS_UPDATE_INTERVAL=0.05, TEAMS_RETRY_BACKOFF=0.01,
+        RUN_TIMEOUT=20.0, STOP_GRACE=2.0, CHART_SCALE=1.0,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@dataclass
+class TeamsBot:
+    client: TestClient
+    connector: FakeConnector
+    service: Service
+    finished: FinishedRuns
+    backend: BackendHarness | None = None
+    _ids: Any = field(default_factory=lambda: itertools.count(1_700_000_000_001))
+
+    # -- sending activities ---------------------------------------------------------------
+    def next_id(self) -> str:
+        return str(next(self._ids))
+
+    def activity(self, text: str, conversation_id: str, conversation_type: str, *,
+                 user: Person = ADA, mention: bool = False, value: dict[str, Any] | None = None,
+                 reply_to_id: str | None = None, activity_id: str | None = None) -> dict[str, Any]:
+        entities: list[dict[str, Any]] = [{"type": "clientInfo", "locale": "en-US", "country": "US",
+                                           "platform": "Web", "timezone": "Europe/London"}]
+        if mention:
+            text = f"<at>{BOT['name']}</at> {text}"
+            entities.append({"type": "mention", "text": f"<at>{BOT['name']}</at>", "mentioned": BOT})
+        channel_data: dict[str, Any] = {"tenant": {"id": TENANT}}
+        if conversation_type == "channel":
+            channel_data.update(team={"id": TEAM}, channel={"id": CHANNEL})
+        activity: dict[str, Any] = {
+            "type": "message", "id": activity_id or self.next_id(), "channelId": "msteams",
+            "serviceUrl": self.connector.service_url, "timestamp": "2026-09-01T10:00:00.000Z",
+            "text": text, "textFormat": "plain", "locale": "en-US",
+            "from": user.account(), "recipient": BOT,
+            "conversation": {"id": conversation_id, "conversationType": conversation_type,
+                             "tenantId": TENANT, **({"isGroup": True} if conversation_type != "personal" else {})},
+            "channelData": channel_data, "entities": entities,
+        }
+        if value is not None:
+            activity["value"] = value
+        if reply_to_id:
+            activity["replyToId"] = reply_to_id
+        return activity
+
+    async def send(self, activity: dict[str, Any], *, expect: int = 202,
+                   headers: dict[str, str] | None = None) -> Any:
+        resp = await self.client.post("/api/messages", json=activity, headers=headers)
+        assert resp.status == expect, await resp.text()
+        return resp
+
+    async def personal(self, text: str, *, user: Person = ADA, conversation: str = PERSONAL) -> dict[str, Any]:
+        activity = self.activity(text, conversation, "personal", user=user)
+        await self.send(activity)
+        return activity
+
+    async def group(self, text: str, *, user: Person = ADA) -> dict[str, Any]:
+        activity = self.activity(text, GROUP, "groupChat", user=user, mention=True)
+        await self.send(activity)
+        return activity
+
+    async def channel(self, text: str, *, root: str | None = None, user: Person = ADA) -> dict[str, Any]:
+        """A mention in the channel: a new post (``root`` None) or a reply in ``root``'s thread."""
+        activity_id = self.next_id()
+        conversation = f"{CHANNEL};messageid={root or activity_id}"
+        activity = self.activity(text, conversation, "channel", user=user, mention=True,
+                                 activity_id=activity_id)
+        await self.send(activity)
+        return activity
+
+    async def press(self, message: TeamsMessage, data: dict[str, Any], *, user: Person = ADA) -> dict[str, Any]:
+        """An Action.Submit on ``message``: a message activity with ``value`` and no text."""
+        conversation_type = "personal" if message.conversation_id == PERSONAL else (
+            "channel" if message.conversation_id.startswith(CHANNEL) else "groupChat")
+        activity = self.activity("", message.conversation_id, conversation_type, user=user,
+                                 value=data, reply_to_id=message.id)
+        await self.send(activity)
+        return activity
+
+    # -- reading what Teams got -----------------------------------------------------------
+    def replies(self, conversation_id: str) -> list[TeamsMessage]:
+        return self.connector.in_conversation(conversation_id)
+
+    async def wait_replies(self, conversation_id: str, count: int = 1,
+                           predicate: Callable[[list[TeamsMessage]], bool] | None = None) -> list[TeamsMessage]:
+        def ready() -> bool:
+            found = self.replies(conversation_id)
+            return len(found) >= count and (predicate is None or predicate(found))
+
+        await self.connector.wait_for(ready)
+        return self.replies(conversation_id)
+
+    async def wait_finished(self, thread: str, count: int = 1, timeout: float = 10.0) -> list[Any]:
+        await self.finished.wait_for(lambda: len(self.finished.of_thread(thread)) >= count, timeout)
+        return self.finished.of_thread(thread)
+
+
+@pytest.fixture
+async def fake_connector() -> AsyncIterator[FakeConnector]:
+    async with FakeConnector(prefix="/teams/amer/") as fake:
+        yield fake
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> BackendHarness:
+    fixture, harness = FAKE_FIXTURES[request.param]
+    return harness(request.getfixturevalue(fixture))
+
+
+StartTeams = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_teams(tmp_path: Any, fake_connector: FakeConnector) -> AsyncIterator[StartTeams]:
+    """``await start_teams(**settings)`` → a running TeamsBot; all are closed at the end."""
+    started: list[TestClient] = []
+
+    async def start(backend: BackendHarness | None = None, **overrides: Any) -> TeamsBot:
+        values = {**(backend.settings() if backend else {}), **overrides}
+        service = Service(teams_settings(tmp_path, **values))
+        client = TestClient(TestServer(service.web_app()))
+        await client.start_server()
+        started.append(client)
+        finished = FinishedRuns()
+        assert service.relay is not None and service.teams is not None
+        service.relay.on_finish.append(finished)
+        return TeamsBot(client=client, connector=fake_connector, service=service,
+                        finished=finished, backend=backend)
+
+    yield start
+    for client in reversed(started):
+        await client.close()
+
+
+@pytest.fixture
+async def teams_bot(start_teams: StartTeams, backend: BackendHarness) -> TeamsBot:
+    return await start_teams(backend)
+
+
+# -- card helpers ---------------------------------------------------------------------------
+def walk(node: Any) -> list[dict[str, Any]]:
+    """Every dict inside a card, depth first."""
+    found: list[dict[str, Any]] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            found.append(value)
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, list):
+            for v in value:
+                visit(v)
+
+    visit(node)
+    return found
+
+
+def card_text(card: dict[str, Any] | None) -> str:
+    """All human-visible text of a card (TextBlocks, code, action titles)."""
+    out = []
+    for node in walk(card or {}):
+        for key in ("text", "codeSnippet", "title"):
+            if isinstance(node.get(key), str):
+                out.append(node[key])
+    return "\n".join(out)
+
+
+def actions_of(card: dict[str, Any] | None, kind: str) -> list[dict[str, Any]]:
+    return [n for n in walk(card or {}) if n.get("type") == kind]

@@ -132,7 +132,10 @@ class Relay:
         live.started_at = time.monotonic()
         if resume is None:
             await self.repo.update_run(live.run_id, status="running", started_at=_utcnow())
-            live.answer = live.answer.upsert(StatusPart(STATUS_ID, WORKING))
+            # the conversation's session is known before the backend confirms it: a stop
+            # pressed right away can already cancel on the backend (TextQL v2)
+            live.answer = replace(live.answer.upsert(StatusPart(STATUS_ID, WORKING)),
+                                  session_id=session_id)
             live.sink.show(live.answer)
             updates = self.backend.ask(AskRequest(question=live.question, session_id=session_id,
                                                   asker=live.asker))

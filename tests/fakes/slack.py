@@ -229,6 +229,9 @@ class FakeSlack:
         # bodies POSTed to response_url (slash commands, interactivity): /respond/{user}
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self.admins: set[str] = set()  # user ids users.info reports as workspace admins
+        # Socket Mode: connected websockets and the envelope ids the app acknowledged
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: list[str] = []
         self._messages: dict[tuple[str, str], Message] = {}
         self._order: list[tuple[str, str]] = []
         self._edits: dict[tuple[str, str], list[tuple[str, list[dict[str, Any]] | None]]] = (
@@ -252,6 +255,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/respond/{user}", self._handle_respond)
+        app.router.add_get("/socket", self._handle_socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -342,7 +346,7 @@ class FakeSlack:
         call = Call(method=method, args=args, headers=headers, at=self.clock())
         status, body, extra_headers = 200, {}, {}
         try:
-            self._check_auth(headers, args)
+            self._check_auth(headers, args, method)
             self._inject_fault(method)
             handler = self._handlers().get(method)
             if handler is None:
@@ -356,6 +360,34 @@ class FakeSlack:
         self.calls.append(call)
         await self._notify()
         return web.json_response(body, status=status, headers=extra_headers)
+
+    def _connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, then relay envelopes pushed by tests; record the acks."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "connection_info": {"app_id": "A1"}})
+        await self._notify()
+        async for msg in ws:
+            if msg.type.name == "TEXT":
+                data = json.loads(msg.data)
+                if "envelope_id" in data:
+                    self.socket_acks.append(data["envelope_id"])
+                    await self._notify()
+        return ws
+
+    async def push_envelope(self, envelope_type: str, payload: dict[str, Any], *,
+                            envelope_id: str, retry_attempt: int = 0) -> None:
+        """Send a Socket Mode envelope (``events_api``, ``slash_commands``, ``interactive``)."""
+        await self.wait_for(lambda: bool(self.sockets))
+        await self.sockets[-1].send_json({"envelope_id": envelope_id, "type": envelope_type,
+                                          "payload": payload, "accepts_response_payload": False,
+                                          "retry_attempt": retry_attempt,
+                                          "retry_reason": "timeout" if retry_attempt else ""})
 
     async def _handle_respond(self, request: web.Request) -> web.Response:
         """A ``response_url``: Slack answers plain ``ok`` and shows the body to that user."""
@@ -387,13 +419,16 @@ class FakeSlack:
         async with self._cond:
             self._cond.notify_all()
 
-    def _check_auth(self, headers: Mapping[str, str], args: Mapping[str, Any]) -> None:
+    def _check_auth(self, headers: Mapping[str, str], args: Mapping[str, Any],
+                    method: str = "") -> None:
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.get("token") or "")
         if not token:
             raise _Fail("not_authed")
-        if not token.startswith("xoxb-"):
+        if not token.startswith(("xoxb-", "xapp-")):
             raise _Fail("invalid_auth")
+        if token.startswith("xapp-") != (method == "apps.connections.open"):
+            raise _Fail("not_allowed_token_type")
 
     def _inject_fault(self, method: str) -> None:
         queue = self._faults.get(method)
@@ -438,6 +473,7 @@ class FakeSlack:
     def _handlers(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._connections_open,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.delete": self._delete,

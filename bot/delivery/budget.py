@@ -23,6 +23,7 @@ class RateBudget:
         self.window = window
         self._clock = clock
         self._stamps: dict[str, deque[float]] = {}
+        self._blocked_until: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _trim(self, key: str, now: float) -> deque[float]:
@@ -34,10 +35,11 @@ class RateBudget:
     def wait_time(self, key: str) -> float:
         """Seconds until a slot frees up for ``key`` (0 when one is free now)."""
         now = self._clock()
+        blocked = max(0.0, self._blocked_until.get(key, 0.0) - now)
         stamps = self._trim(key, now)
         if len(stamps) < self.per_window:
-            return 0.0
-        return max(0.0, stamps[0] + self.window - now)
+            return blocked
+        return max(blocked, stamps[0] + self.window - now)
 
     async def acquire(self, key: str) -> None:
         """Take one slot for ``key``, waiting (in arrival order) until one is free."""
@@ -48,10 +50,6 @@ class RateBudget:
             self._stamps[key].append(self._clock())
 
     def penalise(self, key: str, seconds: float) -> None:
-        """After a 429, treat the window as full for ``seconds`` so no run sends meanwhile."""
-        now = self._clock()
-        stamps = self._trim(key, now)
-        until = now + seconds - self.window
-        while len(stamps) < self.per_window:
-            stamps.append(until)
-        stamps[0] = max(stamps[0], until)
+        """After a 429, hold every caller for ``key`` for ``seconds`` (Slack's Retry-After)."""
+        until = self._clock() + seconds
+        self._blocked_until[key] = max(self._blocked_until.get(key, 0.0), until)

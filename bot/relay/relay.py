@@ -121,6 +121,7 @@ class Relay:
             if not self._closing:
                 raise
             log.info("run %s left for resumption at the next start", live.run_id)
+            await live.sink.detach()
         finally:
             self.live.remove(live.run_id)
 
@@ -175,9 +176,9 @@ class Relay:
         try:
             async for update in updates:
                 live.answer = await self._fold(live, live.answer, update, conversation_id)
-                live.sink.show(live.answer)
                 if live.answer.outcome.finished:
-                    break
+                    break  # the final snapshot goes out through close(), not as a progress edit
+                live.sink.show(live.answer)
         finally:
             aclose = getattr(updates, "aclose", None)
             if aclose is not None:
@@ -363,6 +364,7 @@ class Relay:
         except asyncio.CancelledError:
             if not self._closing:
                 raise
+            await live.sink.detach()
         finally:
             self.live.remove(live.run_id)
 

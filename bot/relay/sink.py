@@ -28,6 +28,11 @@ class ReplySink(Protocol):
         """Deliver the final snapshot (answer, SQL, charts, notices). Must not raise."""
         ...
 
+    async def detach(self) -> None:
+        """Stop pacing without a final message: the service is shutting down and the reply
+        will be completed (or marked interrupted) after the restart. Must not raise."""
+        ...
+
 
 class SinkFactory(Protocol):
     """Builds sinks for one platform (registered with the relay under the platform name)."""

@@ -68,6 +68,9 @@ class SlackReplySink:
             log.exception("run %s: final reply could not be delivered", self.run_id)
         await self._agent_session("active")
 
+    async def detach(self) -> None:
+        await self._coalescer.drain()
+
     async def _agent_session(self, status: str) -> None:
         """Mirror the run in Slack's agent session so its native Stop button works.
 

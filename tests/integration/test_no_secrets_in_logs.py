@@ -13,6 +13,7 @@ async def test_debug_logs_of_a_failing_and_a_good_run_carry_no_secret(start_bot,
                                                                        capfd) -> None:
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
+    quiet = {name: logging.getLogger(name).level for name in ("httpx", "alembic")}
     try:
         bot = await start_bot(BACKEND="wren", WREN_BASE_URL=fake_wren.base_url,
                               WREN_API_KEY=fake_wren.api_key, LOG_LEVEL="DEBUG")
@@ -29,6 +30,8 @@ async def test_debug_logs_of_a_failing_and_a_good_run_carry_no_secret(start_bot,
         for handler in saved[1]:
             root.addHandler(handler)
         root.setLevel(saved[0])
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
     err = capfd.readouterr().err
     assert "DEBUG" in err  # the logs were really written
     for secret in (fake_wren.api_key, "xoxb-test-token", SIGNING_SECRET):

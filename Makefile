@@ -28,6 +28,10 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest -q
 
+# The Teams app package (manifest + icons); stdlib only, so no .venv is needed.
+teams-package:
+	$(PYTHON) bot/teams/package.py --source teams --out dist/insightbot-teams.zip
+
 bench: install-dev
 	$(BIN)/python -m bench.run_all
 

@@ -99,19 +99,21 @@ class TeamsAgent(ActivityHandler):
         self.metrics.events.labels(PLATFORM, "stop_button").inc()
         run_id = str(action.get("run_id") or "")
         result = await self.relay.stop(run_id, msg.user_id)
-        self._tell(target, STOP_MESSAGES[result])
+        self._tell(target, STOP_MESSAGES.get(result))
 
     async def _stop_typed(self, msg: Inbound, target: ReplyTarget) -> None:
-        runs = self.relay.runs_in_thread(msg.ref)
+        """Runs are looked up in storage, not in this process: with several replicas the run
+        may live on another one, and ``relay.stop`` records the request for it."""
+        ref = msg.ref
+        active = await self.repo.running_runs(PLATFORM, workspace=ref.workspace, channel=ref.channel)
+        runs = [r for r in active if r.thread == ref.thread]
         if not runs:
-            runs = [r for r in self.relay.live.all()
-                    if r.ref.platform == PLATFORM and r.ref.workspace == msg.ref.workspace
-                    and r.ref.channel == msg.ref.channel and r.asker == msg.user_id]
+            runs = [r for r in active if r.asker == msg.user_id]
         if not runs:
             self._tell(target, NOTHING_RUNNING)
             return
         for run in runs:
-            self._tell(target, STOP_MESSAGES[await self.relay.stop(run.run_id, msg.user_id)])
+            self._tell(target, STOP_MESSAGES.get(await self.relay.stop(run.id, msg.user_id)))
 
     async def _history(self, msg: Inbound, target: ReplyTarget) -> None:
         ref = msg.ref

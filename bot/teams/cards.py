@@ -286,7 +286,7 @@ def summary_text(answer: Answer) -> str:
     return answer.text or (answer.status.text if answer.status else "") or "Analysis"
 
 
-def plain_messages(answer: Answer, run_id: str, names: Names, *, limit: int = 20_000) -> list[str]:
+def plain_messages(answer: Answer, run_id: str, names: Names, *, limit: int = 8_000) -> list[str]:
     """Last resort when Teams refuses the cards: the same answer as Markdown text messages."""
     parts: list[str] = [answer.text]
     for part in answer.parts:

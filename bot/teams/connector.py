@@ -7,8 +7,10 @@ inbound HTTP request returned.
 
 The SDK does not retry; Teams asks bots to back off on 429 and to retry 412, 502 and 504 too
 (``bots/how-to/rate-limit``). Each call first takes a slot from a per-conversation
-:class:`~bot.delivery.RateBudget`; a 429 penalises that budget for its ``Retry-After`` so the
-other runs in the same conversation hold back as well.
+:class:`~bot.delivery.RateBudget`; a 429 also holds the whole conversation back for its
+``Retry-After``, so the other runs in it wait as well. (The hold is kept here rather than with
+``RateBudget.penalise``, which blocks for the budget's whole window once the window has recent
+calls in it.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -55,6 +58,7 @@ class TeamsConnector:
         self.max_retries = max_retries
         self.backoff = backoff
         self._sleep = sleep
+        self._held_until: dict[str, float] = {}  # conversation → monotonic end of a 429 hold
 
     # -- operations ----------------------------------------------------------------------
     async def post(self, target: ReplyTarget, activity: Activity, *, retries: int | None = None) -> str:
@@ -91,17 +95,18 @@ class TeamsConnector:
         retries = self.max_retries if retries is None else retries
         attempt = 0
         while True:
+            await self._wait_hold(target.budget_key)
             await self._budget.acquire(target.budget_key)
             try:
                 result = await self._once(target, op)
             except aiohttp.ClientResponseError as exc:
                 code, message = _error_details(exc)
                 self._metrics.platform_calls.labels("teams", operation, str(exc.status)).inc()
+                wait = self._wait(exc, attempt)
+                if exc.status == 429:  # also when giving up: the next call must wait too
+                    self._hold(target.budget_key, wait)
                 if exc.status not in RETRY_STATUSES or attempt >= retries:
                     raise ConnectorError(operation, exc.status, code, message) from None
-                wait = self._wait(exc, attempt)
-                if exc.status == 429:
-                    self._budget.penalise(target.budget_key, wait)
                 log.info("teams %s answered %s; retrying in %.2f s", operation, exc.status, wait)
             except aiohttp.ClientError as exc:  # connection trouble: retry only idempotent calls
                 self._metrics.platform_calls.labels("teams", operation, "connection").inc()
@@ -113,6 +118,20 @@ class TeamsConnector:
                 return result
             attempt += 1
             await self._sleep(wait)
+
+    def _hold(self, key: str, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        self._held_until[key] = max(until, self._held_until.get(key, 0.0))
+
+    async def _wait_hold(self, key: str) -> None:
+        until = self._held_until.get(key)
+        if until is None:
+            return
+        delay = until - time.monotonic()
+        if delay <= 0:
+            self._held_until.pop(key, None)
+            return
+        await self._sleep(delay)
 
     async def _once(self, target: ReplyTarget, op: Callable[[TurnContext], Awaitable[Any]]) -> Any:
         """One call in a proactive turn. The pipeline would hand a failure to ``on_turn_error``

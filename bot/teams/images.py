@@ -1,10 +1,10 @@
 """Chart PNGs that Teams will show inline.
 
 Teams shows pictures of at most 1024×1024 px, and a card with an inline (base64) image has to
-stay well under the Bot Connector's payload ceiling, so charts are kept at ≤ 1024 px a side
-and, by default, ≤ 200 KB. Our own renderer draws at 2× for sharp Slack uploads, so in practice
-most charts are scaled down here. Charts are flat colours and compress best as a 256-colour
-palette PNG, which is tried before shrinking further.
+stay under the Bot Connector's payload ceiling (256 KB has been reported; base64 adds a third),
+so charts are kept at ≤ 1024 px a side and, by default, ≤ 150 KB. Our own renderer draws at 2×
+for sharp Slack uploads, so in practice most charts are scaled down here. Charts are flat
+colours and compress best as a 256-colour palette PNG, which is tried before shrinking further.
 
 Pillow does the resizing. Without it, a PNG that already fits is used as it is and one that does
 not is left out (the card then says so) — the size check itself needs no Pillow.

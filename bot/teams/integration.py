@@ -89,7 +89,8 @@ class TeamsIntegration:
 
     # -- internals -----------------------------------------------------------------------
     def _restored_target(self, ref: ThreadRef, service_url: str) -> ReplyTarget:
-        return ReplyTarget.for_thread(ref, service_url, outbound_identity(self.settings))
+        return ReplyTarget.for_thread(ref, service_url, outbound_identity(self.settings),
+                                      app_id=self.settings.TEAMS_APP_ID)
 
     async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
         reference = secrets.token_hex(4)

@@ -67,6 +67,10 @@ class TeamsReplySink:
         except Exception:
             log.exception("run %s: the final Teams reply could not be delivered", self.run_id)
 
+    async def detach(self) -> None:
+        """Shutting down mid-run: stop pacing, leave the card as it is for the next start."""
+        await self._coalescer.drain()
+
     # -- internals -----------------------------------------------------------------------
     def _require_target(self) -> ReplyTarget:
         if self.target is None:

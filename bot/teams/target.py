@@ -54,11 +54,14 @@ class ReplyTarget:
                    channel_id=str(activity.channel_id or CHANNEL_ID))
 
     @classmethod
-    def for_thread(cls, ref: ThreadRef, service_url: str, identity: ClaimsIdentity) -> "ReplyTarget":
-        """A target rebuilt from storage: the thread id is the full conversation id."""
+    def for_thread(cls, ref: ThreadRef, service_url: str, identity: ClaimsIdentity, *,
+                   app_id: str | None = None) -> "ReplyTarget":
+        """A target rebuilt from storage: the thread id is the full conversation id, and the
+        bot's account is ``28:<app id>`` (the SDK needs one to address a reply)."""
+        bot = ChannelAccount(id=f"28:{app_id}" if app_id else "28:insightbot")
         return cls(service_url=service_url,
                    conversation=ConversationAccount(id=ref.thread, tenant_id=ref.workspace or None),
-                   identity=identity)
+                   identity=identity, bot=bot)
 
     def continuation(self) -> Activity:
         """The activity the proactive turn runs on; replies inherit its addressing."""

@@ -90,6 +90,11 @@ class _Failure:
     retry_after: str | None
     code: str
     message: str
+    matching: str | None = None
+
+    def applies(self, call: ConnectorCall, raw: bytes) -> bool:
+        return call.method == self.method and (
+            self.matching is None or self.matching in raw.decode("utf-8", "replace"))
 
 
 class FakeConnector:
@@ -132,15 +137,18 @@ class FakeConnector:
 
     # -- scripting ------------------------------------------------------------------------
     def fail_next(self, method: str, status: int, *, retry_after: float | str | None = None,
-                  code: str | None = None, message: str = "", times: int = 1) -> None:
-        """The next ``times`` requests with ``method`` answer ``status`` (``Retry-After`` if given)."""
+                  code: str | None = None, message: str = "", times: int = 1,
+                  matching: str | None = None) -> None:
+        """The next ``times`` requests with ``method`` (and ``matching`` in their body, if given)
+        answer ``status``, with ``Retry-After`` if given."""
         default_code = {429: "TooManyRequests", 412: "PreconditionFailed", 413: "MessageSizeTooBig",
                         404: "NotFound", 502: "BadGateway", 504: "GatewayTimeout",
                         400: "BadArgument", 403: "Forbidden"}.get(status, "ServiceError")
         for _ in range(times):
             self._failures.append(_Failure(method.upper(), status,
                                            None if retry_after is None else str(retry_after),
-                                           code or default_code, message or default_code))
+                                           code or default_code, message or default_code,
+                                           matching))
 
     # -- reading --------------------------------------------------------------------------
     def in_conversation(self, conversation_id: str) -> list[TeamsMessage]:
@@ -190,8 +198,9 @@ class FakeConnector:
     def _respond(self, call: ConnectorCall, raw: bytes) -> web.Response:
         if not call.conversation_id:
             return _error(404, "NotFound", "Resource not found")
-        if self._failures and self._failures[0].method == call.method:
-            failure = self._failures.popleft()
+        failure = next((f for f in self._failures if f.applies(call, raw)), None)
+        if failure is not None:
+            self._failures.remove(failure)
             headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
             return _error(failure.status, failure.code, failure.message, headers)
         if call.method == "DELETE":

@@ -16,6 +16,7 @@ from tests.fakes.wren import ASK, FakeWren
 class BackendHarness(Protocol):
     name: str
     draws_charts: bool
+    resumable: bool  # a run survives a restart of the service (polled backends)
 
     def settings(self) -> dict[str, Any]: ...
 
@@ -45,6 +46,7 @@ class BackendHarness(Protocol):
 class WrenHarness:
     name = "wren"
     draws_charts = True
+    resumable = False
 
     def __init__(self, fake: FakeWren) -> None:
         self.fake = fake

@@ -79,13 +79,15 @@ class TeamsBot:
         channel_data: dict[str, Any] = {"tenant": {"id": TENANT}}
         if conversation_type == "channel":
             channel_data.update(team={"id": TEAM}, channel={"id": CHANNEL})
+        conversation: dict[str, Any] = {"id": conversation_id, "conversationType": conversation_type,
+                                        "tenantId": TENANT}
+        if conversation_type != "personal":
+            conversation["isGroup"] = True
         activity: dict[str, Any] = {
             "type": "message", "id": activity_id or self.next_id(), "channelId": "msteams",
             "serviceUrl": self.connector.service_url, "timestamp": "2026-09-01T10:00:00.000Z",
             "text": text, "textFormat": "plain", "locale": "en-US",
-            "from": user.account(), "recipient": BOT,
-            "conversation": {"id": conversation_id, "conversationType": conversation_type,
-                             "tenantId": TENANT, **({"isGroup": True} if conversation_type != "personal" else {})},
+            "from": user.account(), "recipient": BOT, "conversation": conversation,
             "channelData": channel_data, "entities": entities,
         }
         if value is not None:
@@ -100,7 +102,8 @@ class TeamsBot:
         assert resp.status == expect, await resp.text()
         return resp
 
-    async def personal(self, text: str, *, user: Person = ADA, conversation: str = PERSONAL) -> dict[str, Any]:
+    async def personal(self, text: str, *, user: Person = ADA,
+                       conversation: str = PERSONAL) -> dict[str, Any]:
         activity = self.activity(text, conversation, "personal", user=user)
         await self.send(activity)
         return activity
@@ -119,7 +122,8 @@ class TeamsBot:
         await self.send(activity)
         return activity
 
-    async def press(self, message: TeamsMessage, data: dict[str, Any], *, user: Person = ADA) -> dict[str, Any]:
+    async def press(self, message: TeamsMessage, data: dict[str, Any], *,
+                    user: Person = ADA) -> dict[str, Any]:
         """An Action.Submit on ``message``: a message activity with ``value`` and no text."""
         conversation_type = "personal" if message.conversation_id == PERSONAL else (
             "channel" if message.conversation_id.startswith(CHANNEL) else "groupChat")
@@ -133,7 +137,8 @@ class TeamsBot:
         return self.connector.in_conversation(conversation_id)
 
     async def wait_replies(self, conversation_id: str, count: int = 1,
-                           predicate: Callable[[list[TeamsMessage]], bool] | None = None) -> list[TeamsMessage]:
+                           predicate: Callable[[list[TeamsMessage]], bool] | None = None,
+                           ) -> list[TeamsMessage]:
         def ready() -> bool:
             found = self.replies(conversation_id)
             return len(found) >= count and (predicate is None or predicate(found))

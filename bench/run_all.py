@@ -2,14 +2,25 @@
 
 import asyncio
 import logging
+import time
 
-from bench import slack_wren
+from bench import slack_clickzetta, slack_textql, slack_wren
+from bench.harness import report
+
+SUITES = [
+    ("Slack ↔ Wren (request/response backend)", slack_wren.main, slack_wren.report),
+    ("Slack ↔ ClickZetta (polled backend)", slack_clickzetta.main, report),
+    ("Slack ↔ TextQL (streamed backend)", slack_textql.main, report),
+]
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    print("== Slack ↔ Wren (request/response backend) ==")
-    print(slack_wren.report(asyncio.run(slack_wren.main())))
+    for title, run, show in SUITES:
+        started = time.monotonic()
+        print(f"== {title} ==", flush=True)
+        print(show(asyncio.run(run())))
+        print(f"({time.monotonic() - started:.0f} s)\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ class Relay:
         self.stop_grace = stop_grace
         self.stop_poll_interval = stop_poll_interval
         self._stop_watcher: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()  # shielded storage writes in flight
         self.metrics = metrics or Metrics()
         self.live = LiveRuns()
         self._platforms: dict[str, SinkFactory] = {}
@@ -190,15 +191,25 @@ class Relay:
     async def _fold(self, live: LiveRun, answer: Answer, update: Update,
                     conversation_id: int | None) -> Answer:
         if isinstance(update, SessionAssigned):
-            if conversation_id is not None and update.session_id != answer.session_id:
-                await self.repo.set_session(conversation_id, update.session_id)
-            await self.repo.update_run(live.run_id, session_id=update.session_id,
-                                       backend_run_id=update.run_id)
+            # shielded: a stop cancels this task, and a write cut off mid-transaction would
+            # leave SQLite locked for the final write of the same run
+            write = asyncio.create_task(self._record_session(
+                live, update, conversation_id, changed=update.session_id != answer.session_id))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
+            await asyncio.shield(write)
         elif isinstance(update, PartUpsert) and isinstance(update.part, ChartPart):
             update = PartUpsert(await self._render_chart(live, update.part))
         elif isinstance(update, Finished) and update.outcome is Outcome.DONE:
             answer = answer.upsert(StatusPart(STATUS_ID, ""))
         return answer.apply(update)
+
+    async def _record_session(self, live: LiveRun, update: SessionAssigned,
+                              conversation_id: int | None, *, changed: bool) -> None:
+        if conversation_id is not None and changed:
+            await self.repo.set_session(conversation_id, update.session_id)
+        await self.repo.update_run(live.run_id, session_id=update.session_id,
+                                   backend_run_id=update.run_id)
 
     async def _render_chart(self, live: LiveRun, chart: ChartPart) -> ChartPart:
         if chart.vega_spec is None or chart.png is not None or self.charts is None:
@@ -373,10 +384,17 @@ class Relay:
         self._closing = True
         if self._stop_watcher is not None:
             self._stop_watcher.cancel()
-        tasks = [r.task for r in self.live.all() if r.task is not None]
+        runs = self.live.all()
+        tasks = [r.task for r in runs if r.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        consumers = [r.consumer for r in runs if r.consumer is not None]
+        for consumer in consumers:
+            consumer.cancel()
+        await asyncio.gather(*consumers, return_exceptions=True)
+        if self._writes:  # let storage writes finish before the database is closed
+            await asyncio.wait(set(self._writes), timeout=10)
 
 
 def _queued_text(ahead: int) -> str:

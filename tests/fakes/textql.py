@@ -19,7 +19,7 @@ text deltas, cells, assets, done; ``model`` with ``chat_id`` → 400; unknown ``
 Images: ``GET /images/{name}`` serves :attr:`FakeTextQL.images` without auth (signed URLs), and
 ``GET /redirect/{name}`` answers 302 to :attr:`FakeTextQL.redirects` ``[name]``.
 
-Fault knobs: ``fail_status`` (every API route), ``end_without_done``, ``malformed_block``,
+Fault knobs: ``fail_status`` (every API route), ``fail_once`` (the next requests, one status each), ``end_without_done``, ``malformed_block``,
 ``silent_after`` (send nothing after N events until :attr:`release` is set), ``hold_after``
 (keep the stream alive with keep-alive comments after N events until released). A client that
 goes away mid-stream sets :attr:`stream_closed`.
@@ -337,6 +337,7 @@ class FakeTextQL:
         self.image_url: str | None = None  # image in the default scripts; None: this fake's chart.png
         # faults
         self.fail_status: int | None = None
+        self.fail_once: list[int] = []  # statuses for the next API requests, one each
         self.end_without_done = False
         self.malformed_block = False
         self.silent_after: int | None = None
@@ -427,6 +428,9 @@ class FakeTextQL:
             return web.json_response(error_body(401), status=401)
         if self.fail_status is not None:
             return web.json_response(error_body(self.fail_status), status=self.fail_status)
+        if self.fail_once:
+            status = self.fail_once.pop(0)
+            return web.json_response(error_body(status), status=status)
         return None
 
     def _image_url(self) -> str:

@@ -22,6 +22,8 @@ from slack_sdk.signature import SignatureVerifier
 from bot.config import Settings
 from bot.service import Service
 from tests.fakes.slack import FakeSlack
+from tests.fakes.clickzetta import FakeClickZetta
+from tests.fakes.textql import FakeTextQL
 from tests.fakes.wren import FakeWren
 
 SIGNING_SECRET = "test-signing-secret"
@@ -194,6 +196,18 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 @pytest.fixture
 async def fake_wren() -> AsyncIterator[FakeWren]:
     async with FakeWren() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_clickzetta() -> AsyncIterator[FakeClickZetta]:
+    async with FakeClickZetta() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_textql() -> AsyncIterator[FakeTextQL]:
+    async with FakeTextQL() as fake:
         yield fake
 
 

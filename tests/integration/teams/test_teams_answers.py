@@ -32,7 +32,7 @@ async def test_personal_question_gets_placeholder_updates_and_final_card_with_ch
     [reply] = teams_bot.replies(PERSONAL)  # one message, updated in place
     card = reply.card
     text = card_text(card)
-    assert "São Paulo" in text and "\\n" not in text  # unescaped Wren summary
+    assert backend.answer_marker in text and "\\n" not in text  # unescaped answer text
     assert not actions_of(card, "Action.Submit")  # the Stop button is gone
     toggle = actions_of(card, "Action.ToggleVisibility")[0]
     [sql_box] = [n for n in walk(card) if n.get("id") == toggle["targetElements"][0]]

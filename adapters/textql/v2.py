@@ -13,6 +13,8 @@ SQL and charts keep the order in which Ana produced them.
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import logging
 import re
@@ -94,6 +96,8 @@ class V2Ana:
     """Asks, continues and cancels chats over v2 REST with Bearer auth."""
 
     def __init__(self, client: httpx.AsyncClient, settings: TextQLSettings, images: ImageFetcher) -> None:
+        self._cancels: set[asyncio.Task[bool]] = set()  # cancel calls of abandoned streams
+        self._cancelled: set[str] = set()  # chats whose current run was already cancelled
         self._client = client
         self._settings = settings
         self._images = images
@@ -109,6 +113,9 @@ class V2Ana:
         settings = self._settings
         tracker = PartTracker(self._images, settings.max_images)
         segment, text, text_open = 0, "", False
+        current_chat, done = chat_id, False
+        if chat_id:
+            self._cancelled.discard(chat_id)  # a new run in this chat may be cancelled again
         try:
             async with self._client.stream("POST", "/v2/chats/stream", json=self.body(question, chat_id),
                                            headers={"Accept": "text/event-stream"},
@@ -121,6 +128,7 @@ class V2Ana:
                     kind = event.get("type")
                     if kind == "metadata":
                         if isinstance(event.get("chat_id"), str) and event["chat_id"]:
+                            current_chat = event["chat_id"]
                             run_id = event.get("id")
                             yield SessionAssigned(event["chat_id"],
                                                   run_id=str(run_id) if run_id else None)
@@ -149,10 +157,19 @@ class V2Ana:
                         async for update in tracker.fetch([ref] if ref else []):
                             yield update
                     elif kind == "done":
+                        done = True
                         yield self._finished(event)
                         return
                     else:
                         log.debug("textql: v2 event %r ignored", kind)
+        except (asyncio.CancelledError, GeneratorExit):
+            # abandoned mid-answer (a stop): closing our stream does not stop TextQL's run,
+            # so cancel it there too — even when the relay has not seen the chat id yet
+            if current_chat and not done:
+                task = asyncio.get_running_loop().create_task(self.cancel(current_chat))
+                self._cancels.add(task)
+                task.add_done_callback(self._cancels.discard)
+            raise
         except BlockError as exc:
             log.warning("textql: unreadable v2 event (%s)", exc)
             yield Finished(Outcome.FAILED, error_part(
@@ -176,7 +193,13 @@ class V2Ana:
             message.strip() or "Ana could not finish the answer.", "execution_failed"))
 
     async def cancel(self, chat_id: str) -> bool:
-        """``POST /v2/chats/{id}/cancel``: best effort, never raises. True if TextQL cancelled."""
+        """``POST /v2/chats/{id}/cancel``: best effort, never raises. True if TextQL cancelled.
+
+        A stop both abandons the stream and calls the backend's stop; the run is cancelled once.
+        """
+        if chat_id in self._cancelled:
+            return True
+        self._cancelled.add(chat_id)
         try:
             response = await self._client.post(f"/v2/chats/{quote(chat_id, safe='')}/cancel",
                                                timeout=self._settings.call_timeout())

@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.service import Service
 from tests.fakes.slack import FakeSlack
 from tests.fakes.clickzetta import FakeClickZetta
+from tests.integration.backends import BACKENDS, FAKE_FIXTURES, BackendHarness
 from tests.fakes.textql import FakeTextQL
 from tests.fakes.wren import FakeWren
 
@@ -239,3 +240,10 @@ async def start_bot(tmp_path: Any, fake_slack: FakeSlack) -> AsyncIterator[BotFa
 async def wren_bot(start_bot: BotFactory, fake_wren: FakeWren) -> SlackBot:
     return await start_bot(BACKEND="wren", WREN_BASE_URL=fake_wren.base_url,
                            WREN_API_KEY=fake_wren.api_key, WREN_PROJECT_ID="7")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> BackendHarness:
+    """Each backend in turn, through its harness (tests/integration/backends.py)."""
+    fixture, harness = FAKE_FIXTURES[request.param]
+    return harness(request.getfixturevalue(fixture))

@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.service import Service
 from tests.fakes.teams_connector import FakeConnector, TeamsMessage
 from tests.integration.conftest import FinishedRuns
-from tests.integration.teams.backends import BACKENDS, FAKE_FIXTURES, BackendHarness
+from tests.integration.backends import BackendHarness
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 BOT = {"id": "28:00000000-0000-0000-0000-0000000b0701", "name": "insightbot"}
@@ -155,12 +155,6 @@ class TeamsBot:
 async def fake_connector() -> AsyncIterator[FakeConnector]:
     async with FakeConnector(prefix="/teams/amer/") as fake:
         yield fake
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> BackendHarness:
-    fixture, harness = FAKE_FIXTURES[request.param]
-    return harness(request.getfixturevalue(fixture))
 
 
 StartTeams = Callable[..., Any]

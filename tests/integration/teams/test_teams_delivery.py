@@ -8,7 +8,7 @@ import base64
 import json
 
 from bot.teams.images import png_size
-from tests.integration.teams.backends import BackendHarness
+from tests.integration.backends import BackendHarness
 from tests.integration.teams.conftest import (
     PERSONAL, StartTeams, TeamsBot, actions_of, card_text,
 )

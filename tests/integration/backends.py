@@ -1,8 +1,8 @@
-"""One adapter per backend, so every Teams scenario runs against each backend by parametrize.
+"""One adapter per backend, so platform scenarios (Slack and Teams) run against each backend.
 
 A harness knows how to configure the service for its fake backend and how to make that fake do
-what a scenario needs (hold a run open, fail, answer at length). Adding ClickZetta or TextQL is
-a new class here plus its name in ``BACKENDS`` (and a fixture for its fake).
+what a scenario needs (hold a run open, fail, answer at length, show it was cancelled). Adding a
+backend is a new class here plus its name in ``BACKENDS`` (and a fixture for its fake).
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ class BackendHarness(Protocol):
         """Make the next answer's text ``text``."""
         ...
 
+    async def wait_cancelled(self) -> None:
+        """Return once the backend saw the held question cancelled (its own way)."""
+        ...
+
 
 class WrenHarness:
     name = "wren"
@@ -79,6 +83,9 @@ class WrenHarness:
 
     def answer_next(self, text: str) -> None:
         self.fake.script_ask(summary=text)
+
+    async def wait_cancelled(self) -> None:
+        await self.fake.wait_for_cancel()  # Wren v1 has no stop call: the request is abandoned
 
 
 class _Release:
@@ -140,6 +147,9 @@ class ClickZettaHarness:
             {"id": "9002", "dataType": "finish", "message": "Analysis complete"},
         ]
 
+    async def wait_cancelled(self) -> None:
+        await self.fake.wait_for_request("stop")  # text2insight/stop
+
 
 class TextQLHarness:
     """TextQL in v2 mode: the mode that keeps a chat's context across follow-ups."""
@@ -184,6 +194,11 @@ class TextQLHarness:
             data_only({"type": "text", "text": text}),
             data_only({"type": "done", "status": "completed"}),
         ]
+
+    async def wait_cancelled(self) -> None:
+        latest_chat = list(self.fake.chats)[-1]
+        await self.fake.wait_for_request(f"/v2/chats/{latest_chat}/cancel")  # cancelled on TextQL
+        await self.fake.stream_closed.wait()  # and our stream closed
 
 
 BACKENDS = ["wren", "clickzetta", "textql"]

@@ -17,7 +17,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.answer import Answer
-from bot.delivery import Coalescer, RateBudget
+from bot.delivery import RateBudget
+from bot.delivery.paced_sink import PacedReplySink
 from bot.metrics import Metrics
 from bot.relay.thread import ThreadRef
 from bot.slack.render import (
@@ -30,7 +31,7 @@ _REJECTED = {"msg_too_long", "msg_blocks_too_long", "invalid_blocks", "invalid_a
              "too_many_attachments", "invalid_blocks_format"}
 
 
-class SlackReplySink:
+class SlackReplySink(PacedReplySink):
     def __init__(self, client: AsyncWebClient, ref: ThreadRef, *, budget: RateBudget,
                  interval: float, metrics: Metrics, reply_ts: str | None = None,
                  run_id: str = "", final_attempts: int = 4) -> None:
@@ -43,8 +44,7 @@ class SlackReplySink:
         self.metrics = metrics
         self.final_attempts = final_attempts
         self._budget = budget
-        self._coalescer: Coalescer[Answer] = Coalescer(self._edit_progress, interval=interval,
-                                                       budget=budget, budget_key=ref.workspace)
+        super().__init__(interval=interval, budget=budget, budget_key=ref.workspace)
 
     # -- ReplySink -----------------------------------------------------------------------
     async def open(self, answer: Answer, *, run_id: str, queued_behind: int = 0) -> tuple[str, str]:
@@ -57,19 +57,8 @@ class SlackReplySink:
         await self._agent_session("processing")
         return self.channel, self.reply_ts
 
-    def show(self, answer: Answer) -> None:
-        self._coalescer.offer(answer)
-
-    async def close(self, answer: Answer) -> None:
-        await self._coalescer.drain()
-        try:
-            await self._deliver_final(answer)
-        except Exception:
-            log.exception("run %s: final reply could not be delivered", self.run_id)
+    async def _after_final(self, answer: Answer) -> None:
         await self._agent_session("active")
-
-    async def detach(self) -> None:
-        await self._coalescer.drain()
 
     async def _agent_session(self, status: str) -> None:
         """Mirror the run in Slack's agent session so its native Stop button works.

@@ -18,7 +18,7 @@ import logging
 from typing import Callable
 
 from adapters.answer import Answer
-from bot.delivery import Coalescer
+from bot.delivery.paced_sink import PacedReplySink
 from bot.relay.thread import ThreadRef
 from bot.teams.cards import (
     card_activity, plain_messages, render_final, render_progress, summary_text, text_activity,
@@ -36,7 +36,7 @@ _TOO_LARGE = {413}
 _GONE = {404}
 
 
-class TeamsReplySink:
+class TeamsReplySink(PacedReplySink):
     def __init__(self, connector: TeamsConnector, target: ReplyTarget | None, ref: ThreadRef, *,
                  interval: float, names: Names, reply_id: str | None = None,
                  run_id: str = "") -> None:
@@ -46,7 +46,7 @@ class TeamsReplySink:
         self.reply_id = reply_id
         self.run_id = run_id
         self.names = names
-        self._coalescer: Coalescer[Answer] = Coalescer(self._edit_progress, interval=interval)
+        super().__init__(interval=interval)
 
     # -- ReplySink -----------------------------------------------------------------------
     async def open(self, answer: Answer, *, run_id: str, queued_behind: int = 0) -> tuple[str, str]:
@@ -56,20 +56,6 @@ class TeamsReplySink:
         self.reply_id = await self.connector.post(target, card_activity(card, summary_text(answer)))
         self._coalescer.mark_sent()
         return target.service_url, self.reply_id
-
-    def show(self, answer: Answer) -> None:
-        self._coalescer.offer(answer)
-
-    async def close(self, answer: Answer) -> None:
-        await self._coalescer.drain()
-        try:
-            await self._deliver_final(answer)
-        except Exception:
-            log.exception("run %s: the final Teams reply could not be delivered", self.run_id)
-
-    async def detach(self) -> None:
-        """Shutting down mid-run: stop pacing, leave the card as it is for the next start."""
-        await self._coalescer.drain()
 
     # -- internals -----------------------------------------------------------------------
     def _require_target(self) -> ReplyTarget:

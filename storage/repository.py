@@ -13,13 +13,14 @@ second writer waits on ``busy_timeout`` instead of failing on a stale read snaps
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, Table, and_, delete, func, insert, select, text, update
+from sqlalchemy import Row, Select, Table, and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -60,6 +61,29 @@ def new_run_id() -> str:
     return secrets.token_hex(6)
 
 
+T = TypeVar("T")
+
+
+def _whole(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run a database operation to its end even when the caller is cancelled.
+
+    A stop or a shutdown cancels tasks at any ``await``; an operation cut off inside the driver
+    leaves its connection checked out mid-transaction (SQLite then reports "database is locked"
+    to the next writer, and aiosqlite's clean-up can hang the event loop's shutdown). Each call
+    runs in its own task, shielded; the caller still sees the cancellation at once, and
+    :meth:`Repository.close` waits for operations in flight before disposing the engine.
+    """
+
+    @functools.wraps(method)
+    async def wrapper(self: "Repository", *args: Any, **kwargs: Any) -> T:
+        task = asyncio.ensure_future(method(self, *args, **kwargs))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
+
+    return wrapper
+
+
 class Repository:
     """Async data access for conversations, runs and the event ledger.
 
@@ -79,6 +103,7 @@ class Repository:
         self._clock = clock
         self._new_id = new_id
         self._ping_timeout = ping_timeout
+        self._inflight: set[asyncio.Future[Any]] = set()
 
     @classmethod
     async def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True, **options: Any) -> Repository:
@@ -93,6 +118,8 @@ class Repository:
         return cls(engine, **options)
 
     async def close(self) -> None:
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=10)
         await self._engine.dispose()
 
     @property
@@ -107,12 +134,14 @@ class Repository:
             return False
         return True
 
+    @_whole
     async def _select_one(self) -> None:
         async with self._engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     # -- event ledger -------------------------------------------------------------------------
 
+    @_whole
     async def claim_event(self, key: str) -> bool:
         """Record ``key``; True for the one caller (in any replica) that recorded it first."""
         if not key or len(key) > EVENT_KEY_MAX:
@@ -125,6 +154,7 @@ class Repository:
             return False
         return row is not None
 
+    @_whole
     async def prune_events(self, older_than: timedelta) -> int:
         """Forget ledger entries older than ``older_than``; returns how many were removed."""
         cutoff = self._clock() - older_than
@@ -134,6 +164,7 @@ class Repository:
 
     # -- conversations ------------------------------------------------------------------------
 
+    @_whole
     async def get_conversation(
         self, platform: str, workspace: str, channel: str, thread: str
     ) -> ConversationRecord | None:
@@ -146,6 +177,7 @@ class Repository:
         row = await self._first(stmt)
         return None if row is None else _conversation(row)
 
+    @_whole
     async def ensure_conversation(
         self, platform: str, workspace: str, channel: str, thread: str, backend: str
     ) -> ConversationRecord:
@@ -174,6 +206,7 @@ class Repository:
             raise RuntimeError("conversation disappeared while being created")
         return winner
 
+    @_whole
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
         stmt = (
             update(_conversations)
@@ -185,6 +218,7 @@ class Repository:
 
     # -- runs ---------------------------------------------------------------------------------
 
+    @_whole
     async def create_run(
         self, conversation: ConversationRecord, question: str, asker: str, *, status: str = "queued"
     ) -> RunRecord:
@@ -218,6 +252,7 @@ class Repository:
                     raise
         raise AssertionError("unreachable")
 
+    @_whole
     async def update_run(self, run_id: str, **fields: Any) -> RunRecord | None:
         """Set some of a run's mutable fields; None when there is no such run.
 
@@ -240,6 +275,36 @@ class Repository:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _run(row)
 
+    @_whole
+    async def start_run(self, run_id: str, *, stale_after: timedelta) -> RunRecord | None:
+        """Move a queued run to running if no other run of its conversation is running.
+
+        This is "one question at a time per thread" across replicas: the conversation row is
+        locked (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway) while the check
+        and the update happen, so two replicas cannot both start a run in the same thread.
+        A run that has been "running" for longer than ``stale_after`` (its replica died and
+        nobody resumed it) does not block. Returns the started run, or None to wait and retry.
+        """
+        now = self._clock()
+        other = _runs.alias("other")
+        blocking = select(other.c.id).where(
+            other.c.conversation_id == _runs.c.conversation_id, other.c.id != _runs.c.id,
+            other.c.status == "running", other.c.started_at > now - stale_after)
+        stmt = (update(_runs)
+                .where(_runs.c.id == run_id, _runs.c.status == "queued", ~exists(blocking))
+                .values(status="running", started_at=now)
+                .returning(*_runs.c))
+        async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # without this two replicas could each see the other's run still queued
+                conversation = select(_runs.c.conversation_id).where(_runs.c.id == run_id).scalar_subquery()
+                await conn.execute(select(_conversations.c.id)
+                                   .where(_conversations.c.id == conversation).with_for_update())
+            # one statement: SQLite takes the write lock before it reads, so no stale snapshot
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _run(row)
+
+    @_whole
     async def finish_run(
         self,
         run_id: str,
@@ -273,10 +338,12 @@ class Repository:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _run(row)
 
+    @_whole
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = await self._first(select(_runs).where(_runs.c.id == run_id))
         return None if row is None else _run(row)
 
+    @_whole
     async def find_run_by_reply(
         self, platform: str, reply_channel: str, reply_ts: str
     ) -> RunRecord | None:
@@ -294,6 +361,7 @@ class Repository:
         row = await self._first(stmt)
         return None if row is None else _run(row)
 
+    @_whole
     async def list_runs(
         self,
         platform: str,
@@ -316,6 +384,7 @@ class Repository:
         )
         return [_run(row) for row in await self._all(stmt)]
 
+    @_whole
     async def count_runs(
         self,
         platform: str,
@@ -332,6 +401,7 @@ class Repository:
         async with self._engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 
+    @_whole
     async def running_runs(
         self,
         platform: str | None = None,
@@ -353,6 +423,7 @@ class Repository:
         stmt = select(_runs).where(*conditions).order_by(_runs.c.created_at, _runs.c.id)
         return [_run(row) for row in await self._all(stmt)]
 
+    @_whole
     async def stop_requests(self, run_ids: list[str]) -> dict[str, str]:
         """Who asked to stop which of these unfinished runs (``run_id → user``).
 
@@ -366,6 +437,7 @@ class Repository:
             _runs.c.status.in_(ACTIVE_STATUSES))
         return {row.id: row.stopped_by for row in await self._all(stmt)}
 
+    @_whole
     async def set_feedback(self, run_id: str, value: str, user: str) -> bool:
         """Record ``user``'s verdict ("good"/"bad") on a run; the latest vote wins.
 

@@ -21,7 +21,7 @@ import enum
 import logging
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import timedelta
 from typing import Any, Callable, Protocol
 
 from adapters.answer import (
@@ -57,10 +57,6 @@ class ChartRendering(Protocol):
         ...
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class Relay:
     def __init__(self, repo: Repository, backend: Backend, *, charts: ChartRendering | None = None,
                  run_timeout: float = 900.0, stop_grace: float = 30.0,
@@ -72,7 +68,6 @@ class Relay:
         self.stop_grace = stop_grace
         self.stop_poll_interval = stop_poll_interval
         self._stop_watcher: asyncio.Task[None] | None = None
-        self._writes: set[asyncio.Task[None]] = set()  # shielded storage writes in flight
         self.metrics = metrics or Metrics()
         self.live = LiveRuns()
         self._platforms: dict[str, SinkFactory] = {}
@@ -129,11 +124,15 @@ class Relay:
     async def _answer(self, live: LiveRun, *, resume: RunRecord | None) -> None:
         """Ask (or re-attach to) the backend and finish the run."""
         ref = live.ref
+        if resume is None and not await self._claim_thread(live):
+            await self._finish(live, live.answer.finish(Outcome.STOPPED,
+                                                        stopped_by=live.stop_requested_by or ""))
+            return
+        # read after the claim: the run before this one may just have set the session
         conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
         session_id = conv.session_id if conv and conv.backend == self.backend.name else None
         live.started_at = time.monotonic()
         if resume is None:
-            await self.repo.update_run(live.run_id, status="running", started_at=_utcnow())
             # the conversation's session is known before the backend confirms it: a stop
             # pressed right away can already cancel on the backend (TextQL v2)
             live.answer = replace(live.answer.upsert(StatusPart(STATUS_ID, WORKING)),
@@ -173,6 +172,32 @@ class Relay:
             if live.consumer and not live.consumer.done():
                 live.consumer.cancel()
 
+    async def _claim_thread(self, live: LiveRun) -> bool:
+        """Wait until no other replica runs a question in this thread; False if stopped first.
+
+        Within one process the thread lock already orders questions; this is the same rule
+        across replicas sharing a database.
+        """
+        said = False
+        while True:
+            if await self.repo.start_run(live.run_id, stale_after=timedelta(seconds=self.run_timeout)):
+                return True
+            if live.stop_event.is_set():
+                return False
+            record = await self.repo.get_run(live.run_id)
+            if record is None or record.status != "queued":  # finished elsewhere meanwhile
+                log.warning("run %s is %s, not queued: not starting it", live.run_id,
+                            record.status if record else "gone")
+                return False
+            if not said:
+                said = True
+                live.answer = live.answer.upsert(StatusPart(STATUS_ID, _queued_text(1)))
+                live.sink.show(live.answer)
+            try:
+                await asyncio.wait_for(live.stop_event.wait(), self.stop_poll_interval)
+            except TimeoutError:
+                pass
+
     async def _consume(self, live: LiveRun, updates: Any, conversation_id: int | None) -> None:
         try:
             async for update in updates:
@@ -191,25 +216,15 @@ class Relay:
     async def _fold(self, live: LiveRun, answer: Answer, update: Update,
                     conversation_id: int | None) -> Answer:
         if isinstance(update, SessionAssigned):
-            # shielded: a stop cancels this task, and a write cut off mid-transaction would
-            # leave SQLite locked for the final write of the same run
-            write = asyncio.create_task(self._record_session(
-                live, update, conversation_id, changed=update.session_id != answer.session_id))
-            self._writes.add(write)
-            write.add_done_callback(self._writes.discard)
-            await asyncio.shield(write)
+            if conversation_id is not None and update.session_id != answer.session_id:
+                await self.repo.set_session(conversation_id, update.session_id)
+            await self.repo.update_run(live.run_id, session_id=update.session_id,
+                                       backend_run_id=update.run_id)
         elif isinstance(update, PartUpsert) and isinstance(update.part, ChartPart):
             update = PartUpsert(await self._render_chart(live, update.part))
         elif isinstance(update, Finished) and update.outcome is Outcome.DONE:
             answer = answer.upsert(StatusPart(STATUS_ID, ""))
         return answer.apply(update)
-
-    async def _record_session(self, live: LiveRun, update: SessionAssigned,
-                              conversation_id: int | None, *, changed: bool) -> None:
-        if conversation_id is not None and changed:
-            await self.repo.set_session(conversation_id, update.session_id)
-        await self.repo.update_run(live.run_id, session_id=update.session_id,
-                                   backend_run_id=update.run_id)
 
     async def _render_chart(self, live: LiveRun, chart: ChartPart) -> ChartPart:
         if chart.vega_spec is None or chart.png is not None or self.charts is None:
@@ -393,8 +408,6 @@ class Relay:
         for consumer in consumers:
             consumer.cancel()
         await asyncio.gather(*consumers, return_exceptions=True)
-        if self._writes:  # let storage writes finish before the database is closed
-            await asyncio.wait(set(self._writes), timeout=10)
 
 
 def _queued_text(ahead: int) -> str:

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.service import Service
 from tests.fakes.slack import FakeSlack
 from tests.fakes.wren import FakeWren
-from tests.integration.conftest import FinishedRuns, SlackBot, fast_settings
+from tests.integration.conftest import FinishedRuns, SlackBot, blocks_text, fast_settings
 from tests.integration.test_storage_postgres import pg_url  # noqa: F401  (fixture)
 
 
@@ -55,6 +55,19 @@ async def test_retry_reaching_another_replica_is_not_answered_twice(
         [answer] = await a.wait_finished(slow["ts"])
         assert answer.outcome.value == "stopped" and answer.stopped_by == "U0ASKER01"
         gate.set()
+        # one question at a time per thread holds across replicas too
+        gate = fake_wren.hold_ask()
+        busy = await a.mention("long one", channel="C0REPLICA01", ts="1800000999.000500")
+        await fake_wren.wait_for_request("/api/v1/ask", count=4)
+        await b.message("and a follow-up", channel="C0REPLICA01", thread_ts=busy["ts"],
+                        ts="1800000999.000600")
+        await b.slack.wait_for(lambda: any("Waiting for the previous question" in blocks_text(m.blocks)
+                                           for m in b.bot_replies(busy["ts"], channel="C0REPLICA01")))
+        assert len(fake_wren.requests_to("/api/v1/ask")) == 4  # B has not asked yet
+        gate.set()
+        await b.wait_finished(busy["ts"])
+        asks = fake_wren.requests_to("/api/v1/ask")
+        assert [r.json["question"] for r in asks[-2:]] == ["long one", "and a follow-up"]
     finally:
         for client in clients:
             await client.close()

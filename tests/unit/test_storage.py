@@ -327,3 +327,31 @@ async def test_stop_requests_lists_only_unfinished_runs_with_a_requester(repo: R
     await repo.finish_run(c.id, "stopped")
     assert await repo.stop_requests([a.id, b.id, c.id]) == {a.id: "U2"}
     assert await repo.stop_requests([]) == {}
+
+
+async def test_start_run_allows_one_running_run_per_conversation(repo: Repository, repo2: Repository) -> None:
+    from datetime import timedelta
+
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "9.0", "wren")
+    other = await repo.ensure_conversation("slack", "T1", "C1", "9.5", "wren")
+    first = await repo.create_run(conv, "first", "U1")
+    second = await repo.create_run(conv, "second", "U1")
+    elsewhere = await repo.create_run(other, "other thread", "U1")
+    stale = timedelta(minutes=15)
+    assert (await repo.start_run(first.id, stale_after=stale)).status == "running"
+    assert await repo2.start_run(second.id, stale_after=stale) is None  # another "replica" waits
+    assert await repo2.start_run(elsewhere.id, stale_after=stale) is not None  # other threads don't
+    assert await repo.start_run(first.id, stale_after=stale) is None  # already started
+    await repo.finish_run(first.id, "done")
+    assert (await repo2.start_run(second.id, stale_after=stale)).status == "running"
+
+
+async def test_a_run_stuck_running_past_the_limit_does_not_block(repo: Repository) -> None:
+    from datetime import timedelta
+
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "8.0", "wren")
+    dead = await repo.create_run(conv, "orphan", "U1")
+    assert await repo.start_run(dead.id, stale_after=timedelta(hours=1)) is not None
+    waiting = await repo.create_run(conv, "next", "U1")
+    assert await repo.start_run(waiting.id, stale_after=timedelta(hours=1)) is None
+    assert await repo.start_run(waiting.id, stale_after=timedelta(seconds=0)) is not None

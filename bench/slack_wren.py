@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import statistics
 import time
 import tracemalloc
 from typing import Any
 
 from bench.harness import running_bot
-from tests.integration.conftest import CHANNEL
 
 
 def _stats(values: list[float]) -> dict[str, float]:

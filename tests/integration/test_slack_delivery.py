@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes.slack import FakeSlack
 from tests.fakes.wren import FakeWren
-from tests.integration.conftest import CHANNEL, SlackBot, blocks_text
+from tests.integration.conftest import SlackBot, blocks_text
 
 
 async def test_rate_limited_final_edit_is_retried_not_lost(wren_bot: SlackBot) -> None:

@@ -7,7 +7,9 @@ aiohttp application with the contract's endpoints.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -35,6 +37,7 @@ class Service:
         self.slack_app = None
         self.teams = None  # bot.teams.TeamsIntegration when Teams is configured
         self._socket_handler = None
+        self._pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.repo = await Repository.open(self.settings.DATABASE_URL, migrate=True)
@@ -49,6 +52,7 @@ class Service:
             self.teams = TeamsIntegration(self.settings, relay=self.relay, repo=self.repo,
                                           metrics=self.metrics)
             self.relay.register_platform("teams", self.teams.sink_factory())
+        self._pruner = asyncio.create_task(self._prune_ledger(), name="ledger-pruner")
         resumed = await self.relay.resume_unfinished()
         if resumed:
             log.info("picked up %d unfinished analyses from before the restart", resumed)
@@ -69,7 +73,22 @@ class Service:
         self.slack_app = build_app(self.settings, deps, client)
         self.relay.register_platform(PLATFORM, sink_factory(self.settings, deps, client))
 
+    async def _prune_ledger(self) -> None:
+        """Forget handled-event keys after a week: Slack and Teams redeliver within minutes."""
+        assert self.repo is not None
+        while True:
+            try:
+                removed = await self.repo.prune_events(timedelta(days=7))
+                if removed:
+                    log.info("event ledger: %d old entries removed", removed)
+            except Exception:
+                log.warning("event ledger pruning failed", exc_info=True)
+            await asyncio.sleep(3600)
+
     async def close(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            await asyncio.gather(self._pruner, return_exceptions=True)
         if self.teams is not None:
             await self.teams.close()
         if self._socket_handler is not None:

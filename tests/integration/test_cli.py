@@ -40,3 +40,18 @@ async def test_ask_reports_errors_with_exit_code(tmp_path, fake_wren: FakeWren) 
     finally:
         await backend.aclose()
     assert code == 1 and "error:" in out.getvalue()
+
+
+def test_db_upgrade_command_creates_the_schema(tmp_path, monkeypatch) -> None:
+    import sqlite3
+
+    from bot.cli import main
+
+    db = tmp_path / "nested" / "bot.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{db}")
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "upgrade"]) == 0  # idempotent
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"conversations", "runs", "events", "alembic_version"} <= tables

@@ -247,3 +247,21 @@ def backend(request: pytest.FixtureRequest) -> BackendHarness:
     """Each backend in turn, through its harness (tests/integration/backends.py)."""
     fixture, harness = FAKE_FIXTURES[request.param]
     return harness(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def restore_logging():
+    """For tests that run our logging set-up: give pytest its root handlers and levels back."""
+    import logging
+
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers),
+             {name: logging.getLogger(name).level for name in ("httpx", "alembic")})
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[1]:
+        root.addHandler(handler)
+    root.setLevel(saved[0])
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)

@@ -42,7 +42,7 @@ async def test_ask_reports_errors_with_exit_code(tmp_path, fake_wren: FakeWren) 
     assert code == 1 and "error:" in out.getvalue()
 
 
-def test_db_upgrade_command_creates_the_schema(tmp_path, monkeypatch) -> None:
+def test_db_upgrade_command_creates_the_schema(tmp_path, monkeypatch, restore_logging) -> None:
     import sqlite3
 
     from bot.cli import main

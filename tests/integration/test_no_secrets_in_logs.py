@@ -9,29 +9,17 @@ from tests.fakes.wren import FakeWren
 from tests.integration.conftest import SIGNING_SECRET
 
 
-async def test_debug_logs_of_a_failing_and_a_good_run_carry_no_secret(start_bot, fake_wren: FakeWren,
-                                                                       capfd) -> None:
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    quiet = {name: logging.getLogger(name).level for name in ("httpx", "alembic")}
-    try:
-        bot = await start_bot(BACKEND="wren", WREN_BASE_URL=fake_wren.base_url,
-                              WREN_API_KEY=fake_wren.api_key, LOG_LEVEL="DEBUG")
-        setup_logging("DEBUG", bot.service.settings.secrets())
-        event = await bot.mention("good question")
-        await bot.wait_finished(event["ts"])
-        fake_wren.script_auth_error(401)
-        event = await bot.mention("rejected key")
-        await bot.wait_finished(event["ts"])
-        logging.getLogger("test").debug("headers: Authorization: Bearer %s", fake_wren.api_key)
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[1]:
-            root.addHandler(handler)
-        root.setLevel(saved[0])
-        for name, level in quiet.items():
-            logging.getLogger(name).setLevel(level)
+async def test_debug_logs_of_a_failing_and_a_good_run_carry_no_secret(
+        start_bot, fake_wren: FakeWren, capfd, restore_logging) -> None:
+    bot = await start_bot(BACKEND="wren", WREN_BASE_URL=fake_wren.base_url,
+                          WREN_API_KEY=fake_wren.api_key, LOG_LEVEL="DEBUG")
+    setup_logging("DEBUG", bot.service.settings.secrets())
+    event = await bot.mention("good question")
+    await bot.wait_finished(event["ts"])
+    fake_wren.script_auth_error(401)
+    event = await bot.mention("rejected key")
+    await bot.wait_finished(event["ts"])
+    logging.getLogger("test").debug("headers: Authorization: Bearer %s", fake_wren.api_key)
     err = capfd.readouterr().err
     assert "DEBUG" in err  # the logs were really written
     for secret in (fake_wren.api_key, "xoxb-test-token", SIGNING_SECRET):

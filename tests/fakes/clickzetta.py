@@ -35,6 +35,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve
+
 BASE_PATH = "/clickzetta-campaign-data"
 PATHS = {
     "token": "/open/api/v1/appSecretKey/generateAuthToken",
@@ -182,11 +184,7 @@ class FakeClickZetta:
         app.router.add_post(BASE_PATH + PATHS["query"], self._query)
         app.router.add_post(BASE_PATH + PATHS["poll"], self._poll)
         app.router.add_post(BASE_PATH + PATHS["stop"], self._stop)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        self._runner, port = await serve(app, handler_cancellation=False)
         self._released = asyncio.Event()
         self._arrived = asyncio.Event()
         self.base_url = f"http://127.0.0.1:{port}{BASE_PATH}"

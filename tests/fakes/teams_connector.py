@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from aiohttp import web
+
+from tests.fakes.loopback import serve
 from multidict import CIMultiDict
 
 CARD = "application/vnd.microsoft.card.adaptive"
@@ -115,12 +117,8 @@ class FakeConnector:
     async def start(self) -> str:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.service_url = f"http://{host}:{port}{self.prefix}"
+        self._runner, port = await serve(app, handler_cancellation=False)
+        self.service_url = f"http://127.0.0.1:{port}{self.prefix}"
         return self.service_url
 
     async def close(self) -> None:

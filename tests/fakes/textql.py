@@ -37,6 +37,8 @@ from itertools import pairwise
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import serve
 from multidict import CIMultiDict
 from PIL import Image
 
@@ -367,13 +369,8 @@ class FakeTextQL:
         app.router.add_get("/v2/chats/{chat_id}", self._v2_get)
         app.router.add_get("/images/{name}", self._image)
         app.router.add_get("/redirect/{name}", self._redirect)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5,
-                                     access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self._runner, port = await serve(app, shutdown_timeout=0.5)
+        self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
     async def close(self) -> None:

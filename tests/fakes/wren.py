@@ -34,6 +34,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import serve
 from multidict import CIMultiDict
 
 API = "/api/v1"
@@ -228,13 +230,8 @@ class FakeWren:
         app.router.add_route("*", ASK, self._ask)
         app.router.add_route("*", STREAM_ASK, self._stream_ask)
         app.router.add_route("*", CHART, self._chart)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0,
-                                     access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self._runner, port = await serve(app)
+        self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
     async def close(self) -> None:

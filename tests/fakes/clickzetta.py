@@ -335,6 +335,12 @@ class FakeClickZetta:
         return str(session_id) if self.session_id_as == "str" else session_id
 
     # -- handlers ---------------------------------------------------------------------------
+    async def _admit(self, request: web.Request,
+                     endpoint: str) -> tuple[RecordedRequest, web.Response | None]:
+        """Record a call; answer at once with an injected fault or an auth refusal, if any."""
+        rec = await self._record(request)
+        return rec, self._fault(endpoint, rec.path) or self._authenticate(rec)
+
     async def _token(self, request: web.Request) -> web.Response:
         rec = await self._record(request)
         if (fault := self._fault("token", rec.path)) is not None:
@@ -348,22 +354,18 @@ class FakeClickZetta:
         return self._ok(data)
 
     async def _session(self, request: web.Request) -> web.Response:
-        rec = await self._record(request)
-        if (fault := self._fault("session", rec.path)) is not None:
-            return fault
-        if (refusal := self._authenticate(rec)) is not None:
-            return refusal
+        rec, answer = await self._admit(request, "session")
+        if answer is not None:
+            return answer
         session_id = self._next_session
         self._next_session += 1
         self.sessions.add(session_id)
         return self._ok(self._session_value(session_id))
 
     async def _query(self, request: web.Request) -> web.Response:
-        rec = await self._record(request)
-        if (fault := self._fault("query", rec.path)) is not None:
-            return fault
-        if (refusal := self._authenticate(rec)) is not None:
-            return refusal
+        rec, answer = await self._admit(request, "query")
+        if answer is not None:
+            return answer
         body = rec.body
         if self.require_domain and not body.get("domainId"):
             return self._refuse("Missing required parameter: domainId", "400")
@@ -381,11 +383,9 @@ class FakeClickZetta:
         return self._ok({"questionId": question_id, "sessionId": session_id, "status": "running"})
 
     async def _poll(self, request: web.Request) -> web.Response:
-        rec = await self._record(request)
-        if (fault := self._fault("poll", rec.path)) is not None:
-            return fault
-        if (refusal := self._authenticate(rec)) is not None:
-            return refusal
+        rec, answer = await self._admit(request, "poll")
+        if answer is not None:
+            return answer
         question = self.questions.get(rec.body.get("questionId"))
         if question is None:
             return self._refuse("questionId does not exist", "404")
@@ -402,11 +402,9 @@ class FakeClickZetta:
         return self._ok({"responses": copy.deepcopy(question.items)})
 
     async def _stop(self, request: web.Request) -> web.Response:
-        rec = await self._record(request)
-        if (fault := self._fault("stop", rec.path)) is not None:
-            return fault
-        if (refusal := self._authenticate(rec)) is not None:
-            return refusal
+        rec, answer = await self._admit(request, "stop")
+        if answer is not None:
+            return answer
         question = self.questions.get(rec.body.get("questionId"))
         if question is None:
             return self._refuse("questionId does not exist", "404")

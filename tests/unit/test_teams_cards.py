@@ -15,26 +15,11 @@ from adapters.answer import (
 from bot.teams.cards import CARD_BUDGET, plain_messages, render_final, render_progress
 from bot.teams.images import data_uri
 from bot.teams.markdown import markdown_elements
-
-
-def nodes(card: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def visit(v: Any) -> None:
-        if isinstance(v, dict):
-            found.append(v)
-            for x in v.values():
-                visit(x)
-        elif isinstance(v, list):
-            for x in v:
-                visit(x)
-
-    visit(card)
-    return found
+from tests.integration.teams.conftest import walk
 
 
 def texts(card: Any) -> str:
-    return "\n".join(n.get("text") or n.get("codeSnippet") or n.get("title") or "" for n in nodes(card))
+    return "\n".join(n.get("text") or n.get("codeSnippet") or n.get("title") or "" for n in walk(card))
 
 
 def png(width: int = 40, height: int = 30) -> bytes:
@@ -73,10 +58,10 @@ def test_final_card_holds_answer_sql_consulted_and_chart() -> None:
     text = texts(card)
     assert "**SP** leads." in text and "📚 Consulted: orders, payments" in text
     assert "Answered in 3 s · reference run1" in text
-    [image] = [n for n in nodes(card) if n.get("type") == "Image"]
+    [image] = [n for n in walk(card) if n.get("type") == "Image"]
     assert image["url"].startswith("data:image/png;base64,")
-    [toggle] = [n for n in nodes(card) if n.get("type") == "Action.ToggleVisibility"]
-    [box] = [n for n in nodes(card) if n.get("id") == toggle["targetElements"][0]]
+    [toggle] = [n for n in walk(card) if n.get("type") == "Action.ToggleVisibility"]
+    [box] = [n for n in walk(card) if n.get("id") == toggle["targetElements"][0]]
     assert box["isVisible"] is False
     [code] = [n for n in box["items"] if n["type"] == "CodeBlock"]
     assert code["language"] == "sql" and "SELECT 1" in code["codeSnippet"].upper()
@@ -88,14 +73,14 @@ def test_chart_too_large_for_teams_is_mentioned_not_dropped_silently() -> None:
     answer = finished(TextPart("t", "ok"), ChartPart("chart", title="Big", png=png()))
     [card] = render_final(answer, "r", {"chart": None}, names)
     assert "too large to show in Teams" in texts(card)
-    assert not [n for n in nodes(card) if n.get("type") == "Image"]
+    assert not [n for n in walk(card) if n.get("type") == "Image"]
 
 
 def test_error_shows_message_code_and_reference() -> None:
     answer = finished(ErrorPart("error", "No data for that.", code="NO_RELEVANT_DATA",
                                 reference="run9"), outcome=Outcome.FAILED)
     [card] = render_final(answer, "run9", {}, names)
-    [box] = [n for n in nodes(card) if n.get("style") == "attention"]
+    [box] = [n for n in walk(card) if n.get("style") == "attention"]
     assert "⚠️ No data for that." in texts(box)
     assert "Reference: run9 · code NO_RELEVANT_DATA" in texts(box)
 
@@ -120,14 +105,14 @@ def test_long_answers_are_packed_into_cards_under_the_budget_with_one_image_each
         for uri in images.values():
             stripped = stripped.replace(uri, "")
         assert len(stripped.encode()) <= CARD_BUDGET + 500
-        assert len([n for n in nodes(card) if n.get("type") == "Image"]) <= 1
+        assert len([n for n in walk(card) if n.get("type") == "Image"]) <= 1
     everything = "\n".join(texts(c) for c in cards)
     assert all(f"Paragraph {i}:" in everything for i in range(60))
-    code = "\n".join(n["codeSnippet"] for c in cards for n in nodes(c) if n.get("type") == "CodeBlock")
+    code = "\n".join(n["codeSnippet"] for c in cards for n in walk(c) if n.get("type") == "CodeBlock")
     assert code.count("SELECT x FROM t") == 900  # the SQL, in toggled parts, complete
     assert "Answered in" in texts(cards[-1])
-    toggles = [n for c in cards for n in nodes(c) if n.get("type") == "Action.ToggleVisibility"]
-    ids = [n.get("id") for c in cards for n in nodes(c) if n.get("type") == "Container"]
+    toggles = [n for c in cards for n in walk(c) if n.get("type") == "Action.ToggleVisibility"]
+    ids = [n.get("id") for c in cards for n in walk(c) if n.get("type") == "Container"]
     assert all(t["targetElements"][0] in ids for t in toggles)
 
 
@@ -136,7 +121,7 @@ def test_table_part_becomes_an_adaptive_table() -> None:
     answer = finished(TablePart("tbl", (Column("state", "VARCHAR"), Column("total", "DOUBLE")), rows,
                                 total=27))
     [card] = render_final(answer, "r", {}, names)
-    [table] = [n for n in nodes(card) if n.get("type") == "Table"]
+    [table] = [n for n in walk(card) if n.get("type") == "Table"]
     assert len(table["rows"]) == 16  # header + 15
     assert "Showing 15 of 27 rows" in texts(card)
 

@@ -56,6 +56,7 @@ BACKENDS: dict[str, tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]] =
 }
 
 PRODUCTION_PACING: dict[str, Any] = dict(SLACK_UPDATE_INTERVAL=1.5, SLACK_UPDATE_BUDGET=10_000,
+                                         CHART_WORKERS=1,
                                          CHART_SCALE=2.0, RUN_TIMEOUT=900.0, LOG_LEVEL="WARNING")
 
 

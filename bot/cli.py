@@ -70,12 +70,12 @@ async def _ask(settings: Settings, question: str, backend_name: str | None, out_
     from bot.terminal import ask_in_terminal
 
     backend = build_backend(settings, backend_name)
+    charts = ChartRenderer(width=settings.CHART_WIDTH, height=settings.CHART_HEIGHT,
+                           scale=settings.CHART_SCALE, workers=settings.CHART_WORKERS)
     try:
-        return await ask_in_terminal(backend, question, out_dir=out_dir,
-                                     charts=ChartRenderer(width=settings.CHART_WIDTH,
-                                                          height=settings.CHART_HEIGHT,
-                                                          scale=settings.CHART_SCALE))
+        return await ask_in_terminal(backend, question, out_dir=out_dir, charts=charts)
     finally:
+        await charts.aclose()
         await backend.aclose()
 
 

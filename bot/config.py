@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendName = Literal["wren", "clickzetta", "textql"]
@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     CHART_WIDTH: int = 720
     CHART_HEIGHT: int = 420
     CHART_SCALE: float = 2.0
+    CHART_WORKERS: int = Field(default=1, ge=0)  # chart processes; 0 = in-process (tests only)
 
     @field_validator("BACKEND", mode="before")
     @classmethod

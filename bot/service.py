@@ -31,13 +31,14 @@ class Service:
         self.metrics = Metrics()
         self.backend = backend or build_backend(settings)
         self.charts = ChartRenderer(width=settings.CHART_WIDTH, height=settings.CHART_HEIGHT,
-                                    scale=settings.CHART_SCALE)
+                                    scale=settings.CHART_SCALE, workers=settings.CHART_WORKERS)
         self.repo: Repository | None = None
         self.relay: Relay | None = None
         self.slack_app = None
         self.teams = None  # bot.teams.TeamsIntegration when Teams is configured
         self._socket_handler = None
         self._pruner: asyncio.Task[None] | None = None
+        self._chart_warmup: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.repo = await Repository.open(self.settings.DATABASE_URL, migrate=True)
@@ -53,6 +54,8 @@ class Service:
                                           metrics=self.metrics)
             self.relay.register_platform("teams", self.teams.sink_factory())
         self._pruner = asyncio.create_task(self._prune_ledger(), name="ledger-pruner")
+        # Chart workers start in the background: start-up does not wait for their ~1 s.
+        self._chart_warmup = asyncio.create_task(self.charts.start(), name="chart-warmup")
         resumed = await self.relay.resume_unfinished()
         if resumed:
             log.info("picked up %d unfinished analyses from before the restart", resumed)
@@ -96,7 +99,10 @@ class Service:
         if self.relay is not None:
             await self.relay.close()
         await self.backend.aclose()
-        self.charts.close()
+        if self._chart_warmup is not None:
+            self._chart_warmup.cancel()
+            await asyncio.gather(self._chart_warmup, return_exceptions=True)
+        await self.charts.aclose()
         if self.repo is not None:
             await self.repo.close()
 

@@ -82,6 +82,7 @@ async def ask_in_terminal(backend: Backend, question: str, *, charts: ChartRende
             print(f"chart saved: {path}", file=out)
         elif chart.note:
             print(f"chart: {chart.note}", file=out)
+    await charts.aclose()  # a one-shot command: its chart worker is no longer needed
     for err in answer.errors:
         print(f"error: {err.message}" + (f" [{err.code}]" if err.code else ""), file=out)
     if answer.session_id:

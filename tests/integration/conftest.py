@@ -41,6 +41,7 @@ def fast_settings(tmp_path: Any, slack_url: str, **overrides: Any) -> Settings:
         SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=slack_url, SLACK_UPDATE_INTERVAL=0.05, SLACK_MAX_RETRIES=3,
         RUN_TIMEOUT=20.0, STOP_GRACE=2.0, STOP_POLL_INTERVAL=0.05, CHART_SCALE=1.0,
+        CHART_WORKERS=0,  # charts in-process: a worker process costs ~1 s to start per service
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

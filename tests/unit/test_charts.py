@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import io
-import threading
 
 import pytest
+import vl_convert
 from aiohttp import web
 from PIL import Image
 
-from bot import charts
 from bot.charts import ChartError, ChartRenderer, chart_alt_text, prepare_spec, render_png_sync
 
 PALETTE = ["#7763CF", "#444CE7", "#1570EF", "#0086C9", "#3E4784",
@@ -84,7 +83,7 @@ async def test_renders_wren_spec_at_requested_size() -> None:
     try:
         png = await renderer.render(wren_spec())
     finally:
-        renderer.close()
+        await renderer.aclose()
     width, height = png_size(png)
     assert abs(width - 1440) <= 4 and abs(height - 840) <= 4
     with open("/tmp/insightbot_chart.png", "wb") as fh:  # for a human to look at
@@ -104,7 +103,7 @@ async def test_renders_line_chart() -> None:
     try:
         png = await renderer.render(line_spec())
     finally:
-        renderer.close()
+        await renderer.aclose()
     width, height = png_size(png)
     assert abs(width - 960) <= 4 and abs(height - 540) <= 4
     with open("/tmp/insightbot_line_chart.png", "wb") as fh:
@@ -117,7 +116,7 @@ async def test_render_rejects_spec_without_mark() -> None:
         with pytest.raises(ChartError, match="no marks"):
             await renderer.render({"$schema": "x", "config": {}, "data": {"values": []}})
     finally:
-        renderer.close()
+        await renderer.aclose()
 
 
 async def test_vl_convert_failure_is_user_safe() -> None:
@@ -126,47 +125,38 @@ async def test_vl_convert_failure_is_user_safe() -> None:
         with pytest.raises(ChartError) as info:
             await renderer.render({"data": {"values": []}, "mark": "nonsense", "encoding": BAR_ENC})
     finally:
-        renderer.close()
+        await renderer.aclose()
     assert str(info.value) == "The chart could not be drawn."
     assert "jsdelivr" not in str(info.value)
 
 
-async def test_timeout_becomes_chart_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    release = threading.Event()
-
-    def stuck(spec: dict, *, scale: float) -> bytes:
-        release.wait(5)
-        return b"\x89PNG"
-
-    monkeypatch.setattr(charts, "render_png_sync", stuck)
-    renderer = ChartRenderer(timeout=0.05)
+async def test_timeout_becomes_chart_error() -> None:
+    # The render runs in a worker process now, so a monkeypatched render_png_sync here would
+    # never be called; the worker's test hook makes the render hang instead.
+    renderer = ChartRenderer(timeout=0.05, warm_up=False, test_hooks=True)
     try:
         with pytest.raises(ChartError, match="too long"):
-            await renderer.render(line_spec())
+            await renderer.render(line_spec(), test_action="hang")
     finally:
-        release.set()
-        renderer.close()
+        await renderer.aclose()
 
 
 async def test_render_does_not_block_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    started, release = threading.Event(), threading.Event()
+    """vl-convert holds the GIL, so the render must not run in this interpreter at all.
 
-    def slow(spec: dict, *, scale: float) -> bytes:
-        started.set()
-        release.wait(5)
-        return b"\x89PNG fake"
+    (The loop's actual lag while a heavy chart renders: tests/unit/test_chart_workers.py.)
+    """
 
-    monkeypatch.setattr(charts, "render_png_sync", slow)
-    renderer = ChartRenderer(timeout=5)
+    def in_this_interpreter(spec: dict, **kwargs) -> bytes:
+        raise AssertionError("vl-convert was called in the bot's own interpreter")
+
+    monkeypatch.setattr(vl_convert, "vegalite_to_png", in_this_interpreter)
+    renderer = ChartRenderer(timeout=30)
     try:
-        task = asyncio.create_task(renderer.render(line_spec()))
-        await asyncio.to_thread(started.wait, 5)
-        assert not task.done()  # the loop is free while the worker renders
-        release.set()
-        assert await task == b"\x89PNG fake"
+        png = await renderer.render(line_spec())  # drawn elsewhere: the patch is not hit
     finally:
-        release.set()
-        renderer.close()
+        await renderer.aclose()
+    assert png_size(png) == (1440, 840)
 
 
 # --------------------------------------------------------------------------- no data loading

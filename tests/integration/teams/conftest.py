@@ -50,6 +50,7 @@ def teams_settings(tmp_path: Any, **overrides: Any) -> Settings:
         SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None, SLACK_APP_TOKEN=None,
         TEAMS_ALLOW_ANONYMOUS=True, TEAMS_UPDATE_INTERVAL=0.05, TEAMS_RETRY_BACKOFF=0.01,
         RUN_TIMEOUT=20.0, STOP_GRACE=2.0, CHART_SCALE=1.0,
+        CHART_WORKERS=0,  # charts in-process: a worker process costs ~1 s to start per service
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -1,33 +1,25 @@
-"""Vega-Lite → PNG for chat, treating every spec as untrusted input.
+"""Untrusted Vega-Lite → a static, bounded, network-free spec: a pure function, no rendering.
 
 Backends (Wren's ``/generate_vega_chart`` above all) hand us Vega-Lite written by an LLM and
 shaped for a browser: ``width: "container"``, hover ``params``, a Roboto font stack and an
 unbounded ``data.values``. A chat image needs the opposite: fixed pixel size, a static look, a
 font that exists here, bounded data and — because the spec is untrusted — no way to make the
-renderer read a URL or a local file. :func:`prepare_spec` does that rewrite as a pure function;
-:class:`ChartRenderer` runs vl-convert (a blocking Rust/Deno call) in a worker thread so the
-event loop never stalls, with a timeout.
+renderer read a URL or a local file. :func:`prepare_spec` does that rewrite.
 
-Defence in depth against data loads: :func:`prepare_spec` refuses data that is not inline and
-drops every other ``url``; :func:`render_png_sync` additionally passes ``allowed_base_urls=[]``
-so vl-convert itself refuses HTTP(S) loads (verified: it raises "External data url not
-allowed"), and vl-convert's loader does not read ``file://`` URLs at all (verified: the chart
-renders empty).
+It runs inside the chart worker process (see :mod:`bot.charts.worker`), so a 2,000-row spec is
+deep-copied and walked there, not on the bot's event loop. The bot itself only runs the cheap
+checks of :func:`check_drawable` and :func:`spec_json` before sending a spec to a worker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import logging
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import vl_convert
-
-log = logging.getLogger(__name__)
+from bot.charts.errors import (
+    BAD_SEQUENCE, NO_MARKS, NOT_A_SPEC, NOT_INLINE, NOT_JSON, TOO_LARGE, ChartError,
+)
 
 # vl-convert bundles Liberation Sans as its generic "sans-serif"; a family that is not installed
 # (Roboto, Arial on a slim image) renders *no text at all* unless a generic family follows it.
@@ -37,14 +29,6 @@ _GENERIC_FAMILIES = {"sans-serif", "serif", "monospace", "cursive", "fantasy", "
 _INLINE_DATA_KEYS = {"values", "name", "sequence", "sphere", "graticule"}
 _MIN_SIZE = 50
 _MAX_SIZE = 4000
-_ALT_TEXT_LIMIT = 1000
-
-
-class ChartError(Exception):
-    """A chart could not be drawn; ``str(err)`` is safe to show to a chat user."""
-
-
-# --------------------------------------------------------------------------- spec preparation
 
 
 def prepare_spec(
@@ -61,16 +45,8 @@ def prepare_spec(
     (Wren can return a ``vegaSpec`` with no ``mark``/``encoding``), for data that is not inline,
     and for specs larger than ``max_spec_bytes`` of JSON.
     """
-    if not isinstance(spec, dict):
-        raise ChartError("The chart could not be drawn: the backend did not return a chart spec.")
-    if not _is_drawable(spec):
-        raise ChartError("The chart could not be drawn: the chart spec has no marks or encodings.")
-    try:
-        size = len(json.dumps(spec, default=str))
-    except (TypeError, ValueError) as exc:
-        raise ChartError("The chart could not be drawn: the chart spec is not valid JSON.") from exc
-    if size > max_spec_bytes:
-        raise ChartError("The chart could not be drawn: the chart spec is too large.")
+    check_drawable(spec)
+    spec_json(spec, max_spec_bytes)
 
     out = copy.deepcopy(spec)
     out.pop("$schema", None)
@@ -83,6 +59,28 @@ def prepare_spec(
     out["autosize"] = {"type": "fit", "contains": "padding"}
     _fix_fonts(out)
     return out
+
+
+def check_drawable(spec: Any) -> None:
+    """Raise :class:`ChartError` unless ``spec`` is a dict with a drawable view (cheap: no walk)."""
+    if not isinstance(spec, dict):
+        raise ChartError(NOT_A_SPEC)
+    if not _is_drawable(spec):
+        raise ChartError(NO_MARKS)
+
+
+def spec_json(spec: Any, max_spec_bytes: int) -> str:
+    """``spec`` as JSON text (unknown types as strings), or :class:`ChartError` if too large.
+
+    ``ensure_ascii`` keeps ``len(text)`` equal to its size in bytes, so the limit is in bytes.
+    """
+    try:
+        text = json.dumps(spec, default=str)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ChartError(NOT_JSON) from exc
+    if len(text) > max_spec_bytes:
+        raise ChartError(TOO_LARGE)
+    return text
 
 
 def _is_drawable(spec: dict[str, Any]) -> bool:
@@ -109,7 +107,7 @@ def _strip_urls(node: Any, parent_key: str = "") -> None:
     if "url" in node:
         del node["url"]
         if parent_key == "data" and not (_INLINE_DATA_KEYS & node.keys()):
-            raise ChartError("The chart could not be drawn: its data is not inline.")
+            raise ChartError(NOT_INLINE)
     for key, value in node.items():
         if key in ("values", "datasets"):
             continue
@@ -149,7 +147,7 @@ def _cap_sequence(seq: dict[str, Any], max_rows: int) -> None:
         step = float(seq.get("step", 1)) or 1.0
         stop = float(seq["stop"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ChartError("The chart could not be drawn: its data sequence is invalid.") from exc
+        raise ChartError(BAD_SEQUENCE) from exc
     if (stop - start) / step > max_rows:
         seq["stop"] = start + step * max_rows
 
@@ -291,152 +289,3 @@ def _with_fallback(font: str) -> str:
         return font
     return f"{font}, sans-serif" if font.strip() else DEFAULT_FONT
 
-
-# --------------------------------------------------------------------------- alt text
-
-
-def chart_alt_text(spec: Any) -> str:
-    """A one-line description for screen readers (Slack ``alt_txt``); never raises."""
-    if not isinstance(spec, dict):
-        return "Chart"
-    title = _title_text(spec.get("title"))
-    views = [spec] + [v for v in spec.get("layer", []) or [] if isinstance(v, dict)]
-    marks: list[str] = []
-    channels: list[str] = []
-    for view in views:
-        mark = _mark_type(view.get("mark"))
-        if mark and mark not in marks:
-            marks.append(mark)
-        encoding = view.get("encoding")
-        if isinstance(encoding, dict):
-            for name in ("x", "y", "theta", "color", "size"):
-                desc = _channel_text(encoding.get(name))
-                entry = f"{_CHANNEL_NAMES[name]}: {desc}" if desc else ""
-                if entry and entry not in channels:
-                    channels.append(entry)
-    kind = " and ".join(marks) if marks else "chart"
-    text = f"{_MARK_NAMES.get(kind, kind.capitalize() + ' chart')}"
-    if title:
-        text += f": {title}"
-    if channels:
-        text += ". " + "; ".join(channels)
-    text += "."
-    return text if len(text) <= _ALT_TEXT_LIMIT else text[: _ALT_TEXT_LIMIT - 1] + "…"
-
-
-_CHANNEL_NAMES = {"x": "X axis", "y": "Y axis", "theta": "Angle", "color": "Colour", "size": "Size"}
-_MARK_NAMES = {
-    "bar": "Bar chart", "line": "Line chart", "area": "Area chart", "arc": "Pie chart",
-    "point": "Scatter plot", "circle": "Scatter plot", "rect": "Heatmap", "tick": "Tick chart",
-}
-
-
-def _title_text(title: Any) -> str:
-    if isinstance(title, dict):
-        title = title.get("text")
-    if isinstance(title, list):
-        title = " ".join(str(t) for t in title)
-    return str(title).strip() if isinstance(title, str | int | float) else ""
-
-
-def _mark_type(mark: Any) -> str:
-    if isinstance(mark, dict):
-        mark = mark.get("type")
-    return mark if isinstance(mark, str) else ""
-
-
-def _channel_text(channel: Any) -> str:
-    if not isinstance(channel, dict):
-        return ""
-    field = channel.get("field")
-    title = channel.get("title")
-    if isinstance(field, dict):  # {"repeat": ...} and friends
-        field = None
-    if title and field and str(title) != str(field):
-        return f"{title} ({field})"
-    return str(title or field or "")
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def render_png_sync(spec: dict[str, Any], *, scale: float = 2.0) -> bytes:
-    """Blocking vl-convert call with external data loading refused.
-
-    Low-level: it does not sanitise ``spec``; use :class:`ChartRenderer` for untrusted input.
-    ``allowed_base_urls=[]`` makes vl-convert reject every HTTP(S) data URL.
-    """
-    return vl_convert.vegalite_to_png(spec, scale=scale, allowed_base_urls=[])
-
-
-def register_fonts(directories: Iterable[str]) -> None:
-    """Make extra font directories (e.g. a Roboto install) known to vl-convert (process-wide)."""
-    for directory in directories:
-        vl_convert.register_font_directory(directory)
-
-
-class ChartRenderer:
-    """Renders untrusted Vega-Lite specs to PNG bytes in a small worker pool.
-
-    One worker by default: vl-convert is CPU-bound and a chat bot renders a chart per answer,
-    so queueing is better than starving the event loop's host of cores. On timeout the caller
-    gets a :class:`ChartError`; the worker thread cannot be killed and finishes in the
-    background, which is why the pool is bounded.
-    """
-
-    def __init__(
-        self,
-        *,
-        width: int = 720,
-        height: int = 420,
-        scale: float = 2.0,
-        max_data_rows: int = 5000,
-        max_workers: int = 1,
-        timeout: float = 20.0,
-        max_spec_bytes: int = 5_000_000,
-        font_dirs: Sequence[str] = (),
-    ) -> None:
-        self.width = width
-        self.height = height
-        self.scale = scale
-        self.max_data_rows = max_data_rows
-        self.timeout = timeout
-        self.max_spec_bytes = max_spec_bytes
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="chart")
-        if font_dirs:
-            register_fonts(font_dirs)
-
-    def prepare(self, spec: Any) -> dict[str, Any]:
-        return prepare_spec(
-            spec,
-            width=self.width,
-            height=self.height,
-            max_rows=self.max_data_rows,
-            max_spec_bytes=self.max_spec_bytes,
-        )
-
-    async def render(self, spec: Any) -> bytes:
-        """Sanitise ``spec`` and return PNG bytes; raises :class:`ChartError` on any failure."""
-        safe = self.prepare(spec)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, _render_checked, safe, self.scale)
-        try:
-            return await asyncio.wait_for(future, self.timeout)
-        except TimeoutError as exc:
-            raise ChartError("The chart took too long to draw.") from exc
-        except ChartError:
-            raise
-        except Exception as exc:  # vl-convert raises ValueError with JS stack traces
-            log.warning("chart render failed: %s", str(exc)[:500])
-            raise ChartError("The chart could not be drawn.") from exc
-
-    def close(self) -> None:
-        """Stop accepting work; a render still running finishes in its thread."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _render_checked(spec: dict[str, Any], scale: float) -> bytes:
-    png = render_png_sync(spec, scale=scale)
-    if not png.startswith(b"\x89PNG"):
-        raise ChartError("The chart could not be drawn.")
-    return png

@@ -56,7 +56,9 @@ BACKENDS: dict[str, tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]] =
 }
 
 PRODUCTION_PACING: dict[str, Any] = dict(SLACK_UPDATE_INTERVAL=1.5, SLACK_UPDATE_BUDGET=10_000,
-                                         CHART_WORKERS=1,
+                                         CHART_WORKERS=1, CHART_WAIT=30.0,
+                                         SLACK_BUDGET_WINDOW=60.0, SLACK_POST_INTERVAL=1.1,
+                                         SLACK_STATUS_INTERVAL=1.0, SLACK_STATUS_AFTER=3.0,
                                          CHART_SCALE=2.0, RUN_TIMEOUT=900.0, LOG_LEVEL="WARNING")
 
 

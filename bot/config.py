@@ -72,7 +72,13 @@ class Settings(BaseSettings):
     SLACK_UPDATE_INTERVAL: float = 1.5  # seconds between edits of one message
     SLACK_UPDATE_BUDGET: int = 45  # chat.update calls per minute per workspace (Tier 3 is 50)
     SLACK_BUDGET_WINDOW: float = 60.0
-    SLACK_MAX_RETRIES: int = 3  # 429 retries by slack_sdk's retry handler
+    SLACK_MAX_RETRIES: int = 3  # 429 retries of one Web API call (after Retry-After)
+    SLACK_POST_INTERVAL: float = 1.1  # seconds between posts in one channel (Slack: ~1/s)
+    SLACK_STATUS_INTERVAL: float = 1.0  # seconds between status-line changes in one thread
+    SLACK_STATUS_AFTER: float = 3.0  # show progress as a status line once edits are this sparse
+    SLACK_INTAKE_WORKERS: int = 4  # events handed to Bolt at once after their ack
+    FINAL_EDIT_WAIT: float = 1.0  # longest a final answer waits to replace its placeholder
+    PROGRESS_SHARE: float = 0.67  # share of each budget progress edits may use (rest: finals)
     TEAMS_UPDATE_INTERVAL: float = 1.0  # seconds between edits of one Teams card
     TEAMS_UPDATE_BUDGET: int = 50  # Bot Connector calls per window per conversation (limit 60/30 s)
     TEAMS_BUDGET_WINDOW: float = 30.0
@@ -81,6 +87,7 @@ class Settings(BaseSettings):
     CHART_WIDTH: int = 720
     CHART_HEIGHT: int = 420
     CHART_SCALE: float = 2.0
+    CHART_WAIT: float = 0.3  # how long a finished answer waits for its chart; later ones follow it
     CHART_WORKERS: int = Field(default=1, ge=0)  # chart processes; 0 = in-process (tests only)
 
     @field_validator("BACKEND", mode="before")

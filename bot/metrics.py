@@ -27,5 +27,13 @@ class Metrics:
                                       "Chat platform API calls by method and result",
                                       ["platform", "method", "result"], registry=self.registry)
 
+        self.loop_lag = Histogram("insightbot_event_loop_lag_seconds",
+                                  "How late the event loop woke a sleeping task",
+                                  buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
+                                  registry=self.registry)
+        self.loop_lag_max = Gauge("insightbot_event_loop_lag_max_seconds",
+                                  "The largest event-loop lag seen since start",
+                                  registry=self.registry)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,7 @@ from adapters.base import Backend
 from bot.backends import build_backend
 from bot.charts import ChartRenderer
 from bot.config import Settings
+from bot.loop_lag import LoopLagMonitor
 from bot.metrics import Metrics
 from bot.relay import Relay
 from storage.repository import Repository
@@ -34,19 +35,25 @@ class Service:
                                     scale=settings.CHART_SCALE, workers=settings.CHART_WORKERS)
         self.repo: Repository | None = None
         self.relay: Relay | None = None
-        self.slack_app = None
+        self.slack = None  # bot.slack.SlackIntegration when Slack is configured
         self.teams = None  # bot.teams.TeamsIntegration when Teams is configured
-        self._socket_handler = None
         self._pruner: asyncio.Task[None] | None = None
+        self._lag: asyncio.Task[None] | None = None
         self._chart_warmup: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.repo = await Repository.open(self.settings.DATABASE_URL, migrate=True)
         self.relay = Relay(self.repo, self.backend, charts=self.charts,
+                           chart_wait=self.settings.CHART_WAIT,
                            run_timeout=self.settings.RUN_TIMEOUT, stop_grace=self.settings.STOP_GRACE,
                            stop_poll_interval=self.settings.STOP_POLL_INTERVAL, metrics=self.metrics)
         if self.settings.slack_enabled:
-            self._start_slack()
+            from bot.slack.deps import PLATFORM
+            from bot.slack.integration import SlackIntegration
+
+            self.slack = SlackIntegration(self.settings, relay=self.relay, repo=self.repo,
+                                          metrics=self.metrics)
+            self.relay.register_platform(PLATFORM, self.slack.sinks)
         if self.settings.teams_enabled:
             from bot.teams import TeamsIntegration
 
@@ -54,27 +61,14 @@ class Service:
                                           metrics=self.metrics)
             self.relay.register_platform("teams", self.teams.sink_factory())
         self._pruner = asyncio.create_task(self._prune_ledger(), name="ledger-pruner")
+        self._lag = asyncio.create_task(LoopLagMonitor(self.metrics).run(), name="loop-lag")
         # Chart workers start in the background: start-up does not wait for their ~1 s.
         self._chart_warmup = asyncio.create_task(self.charts.start(), name="chart-warmup")
         resumed = await self.relay.resume_unfinished()
         if resumed:
             log.info("picked up %d unfinished analyses from before the restart", resumed)
-        if self.settings.SLACK_APP_TOKEN and self.slack_app is not None:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            self._socket_handler = AsyncSocketModeHandler(self.slack_app, self.settings.SLACK_APP_TOKEN)
-            await self._socket_handler.connect_async()
-            log.info("Slack Socket Mode connected")
-
-    def _start_slack(self) -> None:
-        from bot.slack.app import build_app, build_client, sink_factory
-        from bot.slack.deps import PLATFORM, SlackDeps
-
-        assert self.repo is not None and self.relay is not None
-        deps = SlackDeps(relay=self.relay, repo=self.repo, metrics=self.metrics)
-        client = build_client(self.settings)
-        self.slack_app = build_app(self.settings, deps, client)
-        self.relay.register_platform(PLATFORM, sink_factory(self.settings, deps, client))
+        if self.settings.SLACK_APP_TOKEN and self.slack is not None:
+            await self.slack.connect_socket_mode(self.settings.SLACK_APP_TOKEN)
 
     async def _prune_ledger(self) -> None:
         """Forget handled-event keys after a week: Slack and Teams redeliver within minutes."""
@@ -89,15 +83,18 @@ class Service:
             await asyncio.sleep(3600)
 
     async def close(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
-            await asyncio.gather(self._pruner, return_exceptions=True)
+        for task in (self._pruner, self._lag):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self.slack is not None:
+            await self.slack.close_intake()
         if self.teams is not None:
             await self.teams.close()
-        if self._socket_handler is not None:
-            await self._socket_handler.close_async()
         if self.relay is not None:
             await self.relay.close()
+        if self.slack is not None:
+            await self.slack.close()
         await self.backend.aclose()
         if self._chart_warmup is not None:
             self._chart_warmup.cancel()
@@ -133,11 +130,9 @@ class Service:
                             headers={"Content-Type": self.metrics.content_type})
 
     async def _slack_events(self, request: web.Request) -> web.Response:
-        if self.slack_app is None:
+        if self.slack is None:
             return web.json_response({"error": "Slack is not configured"}, status=404)
-        from bot.slack.app import events_route
-
-        return await events_route(self.slack_app)(request)
+        return await self.slack.handle(request)
 
     async def _teams_messages(self, request: web.Request) -> web.StreamResponse:
         if self.teams is None:

@@ -1,6 +1,14 @@
-"""Getting snapshots onto a chat platform without flooding it: coalescing and rate budgets."""
+"""Getting answers onto a chat platform under its limits, fast and without losing any.
 
-from bot.delivery.budget import RateBudget
+``scheduler`` + ``limiter``: one budget per platform method and scope, with priorities;
+``reply``: the placeholder → progress → final lifecycle every platform shares; ``coalescer``:
+latest-wins progress; ``priority``: who goes first and how a call says so.
+"""
+
 from bot.delivery.coalescer import Coalescer
+from bot.delivery.limiter import Limiter, SlotTimeout, Window
+from bot.delivery.priority import Priority, call_options
+from bot.delivery.scheduler import Per, Rule, Scheduler, Scope
 
-__all__ = ["RateBudget", "Coalescer"]
+__all__ = ["Coalescer", "Limiter", "Per", "Priority", "Rule", "Scheduler", "Scope", "SlotTimeout",
+           "Window", "call_options"]

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from adapters.answer import Answer
+from bot.relay.drawings import Drawings
 from bot.relay.sink import ReplySink
 from bot.relay.thread import ThreadRef
 
@@ -26,6 +27,9 @@ class LiveRun:
     answer: Answer = field(default_factory=Answer)
     task: asyncio.Task[None] | None = None
     consumer: asyncio.Task[None] | None = None  # the backend iteration, cancelled by stop
+    placing: asyncio.Task[None] | None = None  # records where the placeholder landed
+    drawings: Drawings | None = None  # the run's charts, drawn in the background
+    finishing: bool = False  # the final answer is being stored and delivered
     started_at: float | None = None  # monotonic, when the backend was first asked
     stop_requested_by: str | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)

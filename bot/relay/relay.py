@@ -30,6 +30,8 @@ from adapters.answer import (
 )
 from adapters.base import AskRequest, Backend, BackendError
 from bot.metrics import Metrics
+from bot.delivery.reply import Receipt
+from bot.relay.drawings import ChartRendering, Drawings
 from bot.relay.live import LiveRun, LiveRuns
 from bot.relay.sink import SinkFactory
 from bot.relay.snapshot import answer_to_dict
@@ -50,20 +52,15 @@ class StopResult(str, enum.Enum):
     NOT_FOUND = "not_found"
 
 
-class ChartRendering(Protocol):
-    """The bit of bot.charts the relay uses: untrusted Vega-Lite in, PNG bytes out."""
-
-    async def render(self, spec: dict[str, Any]) -> bytes:
-        ...
-
-
 class Relay:
     def __init__(self, repo: Repository, backend: Backend, *, charts: ChartRendering | None = None,
-                 run_timeout: float = 900.0, stop_grace: float = 30.0,
+                 chart_wait: float = 0.3, run_timeout: float = 900.0, stop_grace: float = 30.0,
                  stop_poll_interval: float = 2.0, metrics: Metrics | None = None) -> None:
         self.repo = repo
         self.backend = backend
         self.charts = charts
+        self.chart_wait = chart_wait  # how long a finished answer waits for a chart being drawn
+        self._after: set[asyncio.Task[None]] = set()  # late charts, then on_finish
         self.run_timeout = run_timeout
         self.stop_grace = stop_grace
         self.stop_poll_interval = stop_poll_interval
@@ -98,12 +95,7 @@ class Relay:
         waiting = ahead > 0
         live.answer = Answer(parts=(StatusPart(STATUS_ID, _queued_text(ahead) if waiting else WORKING),))
         try:
-            try:
-                channel, reply_id = await live.sink.open(live.answer, run_id=live.run_id,
-                                                         queued_behind=ahead)
-                await self.repo.update_run(live.run_id, reply_channel=channel, reply_ts=reply_id)
-            except Exception:  # the placeholder failed: keep going, close() will post anew
-                log.exception("run %s: could not post the placeholder", live.run_id)
+            await self._open_reply(live, queued_behind=ahead)
             turn = await self.live.turn(live.ref, live.stop_event)
             if turn is None:  # stopped while waiting
                 await self._finish(live, live.answer.finish(Outcome.STOPPED,
@@ -121,6 +113,27 @@ class Relay:
         finally:
             self.live.remove(live.run_id)
 
+    async def _open_reply(self, live: LiveRun, *, queued_behind: int = 0) -> None:
+        """Queue the placeholder (the sink posts it when the channel's turn comes) and record
+        where it lands in the background: the backend is asked without waiting for it."""
+        try:
+            await live.sink.open(live.answer, run_id=live.run_id, queued_behind=queued_behind)
+        except Exception:  # no placeholder: keep going, close() posts the answer anew
+            log.exception("run %s: could not open the reply", live.run_id)
+            return
+        live.placing = asyncio.create_task(self._record_placement(live),
+                                           name=f"placement-{live.run_id}")
+
+    async def _record_placement(self, live: LiveRun) -> None:
+        receipt = await live.sink.placed()
+        if receipt is None:
+            return
+        try:
+            await self.repo.update_run(live.run_id, reply_channel=receipt.channel,
+                                       reply_ts=receipt.message_id)
+        except Exception:
+            log.exception("run %s: could not record where the placeholder is", live.run_id)
+
     async def _answer(self, live: LiveRun, *, resume: RunRecord | None) -> None:
         """Ask (or re-attach to) the backend and finish the run."""
         ref = live.ref
@@ -132,6 +145,7 @@ class Relay:
         conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
         session_id = conv.session_id if conv and conv.backend == self.backend.name else None
         live.started_at = time.monotonic()
+        live.drawings = Drawings(self.charts, live.run_id, on_drawn=lambda: self._show_drawn(live))
         if resume is None:
             # the conversation's session is known before the backend confirms it: a stop
             # pressed right away can already cancel on the backend (TextQL v2)
@@ -202,6 +216,8 @@ class Relay:
         try:
             async for update in updates:
                 live.answer = await self._fold(live, live.answer, update, conversation_id)
+                if live.drawings is not None:  # charts drawn while the fold awaited
+                    live.answer = live.drawings.into(live.answer)
                 if live.answer.outcome.finished:
                     break  # the final snapshot goes out through close(), not as a progress edit
                 live.sink.show(live.answer)
@@ -221,21 +237,11 @@ class Relay:
             await self.repo.update_run(live.run_id, session_id=update.session_id,
                                        backend_run_id=update.run_id)
         elif isinstance(update, PartUpsert) and isinstance(update.part, ChartPart):
-            update = PartUpsert(await self._render_chart(live, update.part))
+            if live.drawings is not None:
+                update = PartUpsert(live.drawings.submit(update.part))
         elif isinstance(update, Finished) and update.outcome is Outcome.DONE:
             answer = answer.upsert(StatusPart(STATUS_ID, ""))
         return answer.apply(update)
-
-    async def _render_chart(self, live: LiveRun, chart: ChartPart) -> ChartPart:
-        if chart.vega_spec is None or chart.png is not None or self.charts is None:
-            return chart
-        try:
-            png = await self.charts.render(chart.vega_spec)
-        except Exception as exc:  # ChartError or anything the renderer hit: a quiet note
-            log.info("run %s: chart not rendered: %s", live.run_id, exc)
-            message = getattr(exc, "message", None) or "the chart could not be drawn"
-            return replace(chart, note=f"No chart this time: {message}")
-        return replace(chart, png=png)
 
     def _failure(self, live: LiveRun, exc: BaseException) -> Answer:
         if isinstance(exc, BackendError):
@@ -248,12 +254,16 @@ class Relay:
 
     async def _finish(self, live: LiveRun, answer: Answer) -> None:
         """Store and deliver the final answer exactly once; errors carry the run id."""
+        live.finishing = True
         answer = replace(answer, parts=tuple(
             replace(p, reference=live.run_id) if isinstance(p, ErrorPart) and not p.reference else p
             for p in answer.parts))
         if answer.outcome is not Outcome.DONE:
             answer = answer.upsert(StatusPart(STATUS_ID, ""))
         answer = answer.with_elapsed(live.elapsed())
+        if live.drawings is not None:  # a chart being drawn may make it, but not hold the answer
+            await live.drawings.settle(self.chart_wait)
+            answer = live.drawings.into(answer)
         error = "; ".join(e.message for e in answer.errors) or None
         try:
             await self.repo.finish_run(live.run_id, answer.outcome.value, error=error,
@@ -265,9 +275,55 @@ class Relay:
         if live.started_at is not None:
             self.metrics.run_seconds.labels(self.backend.name).observe(live.elapsed())
         live.answer = answer
-        await live.sink.close(answer)
+        receipt = await live.sink.close(answer)
+        await self._record_final_place(live, receipt)
+        if live.drawings is None:
+            self._finished(live, answer)
+            return
+        live.drawings.mark_delivered(answer)
+        task = asyncio.create_task(self._deliver_late_charts(live, answer),
+                                   name=f"late-charts-{live.run_id}")
+        self._after.add(task)
+        task.add_done_callback(self._after.discard)
+
+    async def _deliver_late_charts(self, live: LiveRun, answer: Answer) -> None:
+        """Charts drawn after the answer went out follow it into the thread; the run's turn in
+        the thread is not held for them."""
+        assert live.drawings is not None
+        try:
+            late = await live.drawings.late()
+            if late:
+                await live.sink.add_charts(late)
+        except Exception:
+            log.exception("run %s: a chart drawn after the answer could not be delivered",
+                          live.run_id)
+        finally:
+            self._finished(live, answer)
+
+    def _finished(self, live: LiveRun, answer: Answer) -> None:
         for callback in self.on_finish:
             callback(live.run_id, live.ref, answer)
+
+    def _show_drawn(self, live: LiveRun) -> None:
+        """A chart finished drawing while the run is still going: show it with the progress."""
+        if live.drawings is None or live.finishing or live.answer.outcome.finished:
+            return
+        drawn = live.drawings.into(live.answer)
+        if drawn is not live.answer:
+            live.answer = drawn
+            live.sink.show(drawn)
+
+    async def _record_final_place(self, live: LiveRun, receipt: Receipt | None) -> None:
+        """Remember where the answer went when it is not in the placeholder (posted anew)."""
+        if live.placing is not None:
+            await asyncio.gather(live.placing, return_exceptions=True)
+        if receipt is None or not receipt.moved:
+            return
+        try:
+            await self.repo.update_run(live.run_id, reply_channel=receipt.channel,
+                                       reply_ts=receipt.message_id)
+        except Exception:
+            log.exception("run %s: could not record where the answer went", live.run_id)
 
     # -- stopping ------------------------------------------------------------------------
     async def stop(self, run_id: str, by: str, *, is_admin: bool = False) -> StopResult:
@@ -361,7 +417,8 @@ class Relay:
     async def _resume(self, live: LiveRun, record: RunRecord) -> None:
         try:
             if not record.reply_ts:
-                await live.sink.open(Answer(parts=(StatusPart(STATUS_ID, WORKING),)), run_id=live.run_id)
+                live.answer = Answer(parts=(StatusPart(STATUS_ID, WORKING),))
+                await self._open_reply(live)
             turn = await self.live.turn(live.ref, live.stop_event)
             if turn is None:
                 await self._finish(live, live.answer.finish(Outcome.STOPPED,
@@ -408,6 +465,13 @@ class Relay:
         for consumer in consumers:
             consumer.cancel()
         await asyncio.gather(*consumers, return_exceptions=True)
+        for run in runs:
+            if run.drawings is not None:
+                run.drawings.cancel()
+        after = list(self._after)
+        for task in after:
+            task.cancel()
+        await asyncio.gather(*after, return_exceptions=True)
 
 
 def _queued_text(ahead: int) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from adapters.answer import Answer
+from adapters.answer import Answer, ChartPart
+from bot.delivery.reply import Receipt
 from bot.relay.thread import ThreadRef
 
 
@@ -16,16 +17,27 @@ class ReplySink(Protocol):
     final snapshot, which the sink must deliver whatever happened before.
     """
 
-    async def open(self, answer: Answer, *, run_id: str, queued_behind: int = 0) -> tuple[str, str]:
-        """Post the placeholder; return ``(reply_channel, reply_message_id)``."""
+    async def open(self, answer: Answer, *, run_id: str, queued_behind: int = 0) -> None:
+        """Queue the placeholder and return at once: the backend is asked without waiting for
+        the channel's posting slot. ``placed`` tells where it landed."""
+        ...
+
+    async def placed(self) -> Receipt | None:
+        """Where the placeholder landed, once it did (None when it could not be posted)."""
         ...
 
     def show(self, answer: Answer) -> None:
         """Offer a new snapshot (non-blocking; intermediate snapshots may be skipped)."""
         ...
 
-    async def close(self, answer: Answer) -> None:
-        """Deliver the final snapshot (answer, SQL, charts, notices). Must not raise."""
+    async def close(self, answer: Answer) -> Receipt | None:
+        """Deliver the final snapshot (answer, SQL, charts, notices); say where it went.
+        Must not raise."""
+        ...
+
+    async def add_charts(self, charts: list[ChartPart]) -> None:
+        """Charts drawn after the answer went out: show them in the thread, below the answer.
+        Must not raise."""
         ...
 
     async def detach(self) -> None:

@@ -228,6 +228,13 @@ def render_progress(answer: Answer, run_id: str) -> SlackMessage:
     return SlackMessage(text=shorten(status, 300), blocks=blocks)
 
 
+def retired_pointer() -> SlackMessage:
+    """What an old placeholder becomes when its answer had to be posted as a new message:
+    one line, and no Stop button left behind."""
+    text = "This analysis has finished: the answer is in the reply below."
+    return SlackMessage(text=text, blocks=[_context(f":arrow_down: {text}")])
+
+
 def _trailer(answer: Answer, run_id: str) -> list[Block]:
     blocks: list[Block] = []
     if answer.outcome is Outcome.STOPPED:
@@ -288,12 +295,18 @@ def render_final(answer: Answer, run_id: str) -> FinalReply:
     fallback = _fallback_text(answer)
     for i, msg in enumerate(messages):
         msg.text = fallback if i == 0 else f"(continued {i + 1}/{len(messages)})"
-    for chart in answer.charts:
-        if chart.png is not None:
-            name = f"chart-{len(attachments) + 1}.{image_extension(chart.png)}"
-            attachments.append(Attachment(name, chart.png, chart.title or "Chart",
-                                          chart.title or "Chart"))
+    attachments += chart_attachments(answer.charts, first=len(attachments) + 1)
     return FinalReply(messages=messages, attachments=attachments)
+
+
+def chart_attachments(charts: list[ChartPart], *, first: int = 1) -> list[Attachment]:
+    """The drawn charts as PNG files to upload into the thread."""
+    out: list[Attachment] = []
+    for chart in charts:
+        if chart.png is not None:
+            name = f"chart-{first + len(out)}.{image_extension(chart.png)}"
+            out.append(Attachment(name, chart.png, chart.title or "Chart", chart.title or "Chart"))
+    return out
 
 
 def image_extension(data: bytes) -> str:

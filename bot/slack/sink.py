@@ -1,178 +1,215 @@
-"""Shows one run in a Slack thread: placeholder, paced edits, and the final reply.
+"""Shows one run in a Slack thread on top of the shared reply lifecycle (bot/delivery/reply.py).
 
-Progress edits go through a :class:`~bot.delivery.Coalescer` and the workspace's ``chat.update``
-budget; 429s are retried by slack_sdk's ``AsyncRateLimitErrorRetryHandler`` (which honours
-``Retry-After``). The final reply never goes through the coalescer: it is sent after pacing has
-drained, retried on rate limits, and degrades to plain text if Slack rejects its blocks, so the
-placeholder can never stay on "working".
+What is Slack-specific here: Block Kit renderings (``bot/slack/render.py``), which Web API error
+means what (``_translate``), retiring a placeholder with whichever of ``chat.delete`` and
+``chat.update`` has budget first, uploading charts and long SQL after the answer, and two kinds
+of progress that cost no ``chat.update`` budget — the thread's status line (``status.py``) while
+edits are sparse, and the agent session (``agent_session.py``) that gives Slack's native Stop.
+Every call goes through the workspace's scheduler via :class:`~bot.slack.client.ScheduledWebClient`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 
-from adapters.answer import Answer
-from bot.delivery import RateBudget
-from bot.delivery.paced_sink import PacedReplySink
-from bot.metrics import Metrics
+from adapters.answer import Answer, ChartPart, StepPart
+from bot.delivery.errors import DeliveryError, Gone, Refused, Rejected, Unavailable
+from bot.delivery.priority import Priority, call_options
+from bot.delivery.reply import Receipt, ReplyLifecycle, Timing
+from bot.delivery.scheduler import Scheduler, Scope, first_slot
+from bot.delivery.tasks import BackgroundTasks
 from bot.relay.thread import ThreadRef
+from bot.slack.agent_session import AgentSession
+from bot.slack.client import ScheduledWebClient
+from bot.slack.first_sign import FirstSign
 from bot.slack.render import (
-    Attachment, SlackMessage, plain_fallback, render_final, render_progress,
+    Attachment, SlackMessage, chart_attachments, plain_fallback, render_final, render_progress,
+    retired_pointer,
 )
+from bot.slack.status import ThreadStatus
 
 log = logging.getLogger(__name__)
 
 _REJECTED = {"msg_too_long", "msg_blocks_too_long", "invalid_blocks", "invalid_arguments",
-             "too_many_attachments", "invalid_blocks_format"}
+             "too_many_attachments", "invalid_blocks_format", "no_text"}
+_REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "cant_update_message",
+            "cant_delete_message", "restricted_action", "not_authed", "invalid_auth",
+            "account_inactive", "token_revoked", "missing_scope", "ekm_access_denied",
+            "team_access_not_granted", "no_permission"}
 
 
-class SlackReplySink(PacedReplySink):
-    def __init__(self, client: AsyncWebClient, ref: ThreadRef, *, budget: RateBudget,
-                 interval: float, metrics: Metrics, reply_ts: str | None = None,
-                 run_id: str = "", final_attempts: int = 4) -> None:
-        self.client = client
+class SlackReplySink(ReplyLifecycle[SlackMessage]):
+    POST_METHOD = "chat.postMessage"
+    EDIT_METHOD = "chat.update"
+
+    def __init__(self, client: ScheduledWebClient, ref: ThreadRef, *, scheduler: Scheduler,
+                 tasks: BackgroundTasks, timing: Timing, status_after: float,
+                 max_retries: int = 3, first_sign: FirstSign | None = None,
+                 reply_ts: str | None = None, run_id: str = "") -> None:
+        super().__init__(scheduler=scheduler, scope=Scope(ref.workspace, ref.channel, ref.thread),
+                         tasks=tasks, timing=timing, reply_id=reply_ts, run_id=run_id)
+        self.client = client.for_workspace(ref.workspace)
         self.ref = ref
-        self.channel = ref.channel
-        self.thread_ts = ref.thread
-        self.reply_ts = reply_ts
-        self.run_id = run_id
-        self.metrics = metrics
-        self.final_attempts = final_attempts
-        self._budget = budget
-        super().__init__(interval=interval, budget=budget, budget_key=ref.workspace)
+        self.status_after = status_after
+        self.max_retries = max_retries
+        self.first_sign = first_sign
+        self.status = ThreadStatus(self.client, ref.channel, ref.thread, tasks)
+        self.session = AgentSession(self.client, ref.channel, ref.thread, tasks)
+        self._attachments: list[Attachment] = []
 
-    # -- ReplySink -----------------------------------------------------------------------
-    async def open(self, answer: Answer, *, run_id: str, queued_behind: int = 0) -> tuple[str, str]:
-        self.run_id = run_id
-        msg = render_progress(answer, run_id)
-        resp = await self._call("chat_postMessage", channel=self.channel, thread_ts=self.thread_ts,
-                                text=msg.text, blocks=msg.blocks)
-        self.reply_ts = resp["ts"]
-        self._coalescer.mark_sent()
-        await self._agent_session("processing")
-        return self.channel, self.reply_ts
+    @property
+    def channel(self) -> str:
+        return self.ref.channel
 
-    async def _after_final(self, answer: Answer) -> None:
-        await self._agent_session("active")
+    @property
+    def reply_ts(self) -> str | None:
+        return self.reply_id
 
-    async def _agent_session(self, status: str) -> None:
-        """Mirror the run in Slack's agent session so its native Stop button works.
+    # -- hooks ---------------------------------------------------------------------------
+    def _on_open(self, answer: Answer, *, waiting: bool) -> None:
+        shown = self.first_sign is not None and self.first_sign.shown(
+            self.ref.workspace, self.ref.channel, self.ref.thread)
+        if waiting and not shown:  # the channel's posting slot is taken: say we are on it
+            self.status.show(_step_text(answer))
+        self.session.want("processing")
 
-        Best effort: apps not declared as agents get an error here, and the Stop button in the
-        reply still works for them.
-        """
-        try:
-            await self._call("agents_sessions_setStatus", channel_id=self.channel,
-                             thread_ts=self.thread_ts, status=status)
-        except Exception as exc:  # noqa: BLE001 - never let session bookkeeping break a reply
-            log.debug("agent session %s not set: %s", status, exc)
+    def _on_progress(self, answer: Answer) -> None:
+        placeholder_waiting = self._placing is not None and not self._placing.done()
+        if placeholder_waiting or self._interval() >= self.status_after:
+            self.status.show(_step_text(answer))
 
-    # -- internals -----------------------------------------------------------------------
-    async def _edit_progress(self, answer: Answer) -> None:
-        if self.reply_ts is None:
-            return
-        msg = render_progress(answer, self.run_id)
-        await self._call("chat_update", channel=self.channel, ts=self.reply_ts, text=msg.text,
-                         blocks=msg.blocks)
+    async def _after_final(self, answer: Answer, receipt: Receipt | None) -> None:
+        self._tasks.spawn(self.status.close(), name=f"status-clear-{self.run_id}")
+        self.session.want("active")
 
-    async def _deliver_final(self, answer: Answer) -> None:
-        reply = render_final(answer, self.run_id)
-        try:
-            await self._send_messages(reply.messages)
-        except SlackApiError as exc:
-            if exc.response.get("error") not in _REJECTED:
-                raise
-            log.warning("run %s: Slack rejected the final blocks (%s); sending plain text",
-                        self.run_id, exc.response.get("error"))
-            plain = plain_fallback(answer, self.run_id)
-            try:
-                await self._send_messages(plain)
-            except SlackApiError as again:
-                # the placeholder itself cannot be edited: post the answer as new replies
-                log.warning("run %s: placeholder not editable (%s); posting the answer anew",
-                            self.run_id, again.response.get("error"))
-                stale, self.reply_ts = self.reply_ts, None
-                if stale is not None:  # never leave a "working…" placeholder behind
-                    try:
-                        await self._call("chat_delete", channel=self.channel, ts=stale)
-                    except SlackApiError:
-                        pass
-                await self._send_messages(plain)
-        for attachment in reply.attachments:
+    async def _deliver_extras(self, answer: Answer) -> None:
+        for attachment in self._attachments:
             await self._upload(attachment)
 
-    async def _send_messages(self, messages: list[SlackMessage]) -> None:
-        first, rest = messages[0], messages[1:]
-        if self.reply_ts is not None:
-            await self._final_call("chat_update", channel=self.channel, ts=self.reply_ts,
-                                   text=first.text, blocks=first.blocks)
-        else:
-            resp = await self._final_call("chat_postMessage", channel=self.channel,
-                                          thread_ts=self.thread_ts, text=first.text,
-                                          blocks=first.blocks)
-            self.reply_ts = resp["ts"]
-        for msg in rest:
-            await self._final_call("chat_postMessage", channel=self.channel,
-                                   thread_ts=self.thread_ts, text=msg.text, blocks=msg.blocks)
+    async def _deliver_charts(self, charts: list[ChartPart]) -> None:
+        for attachment in chart_attachments(charts):
+            await self._upload(attachment)
+
+    # -- renderings ----------------------------------------------------------------------
+    def _progress_message(self, answer: Answer) -> SlackMessage:
+        return render_progress(answer, self.run_id)
+
+    async def _final_variants(self, answer: Answer) -> list[list[SlackMessage]]:
+        reply = render_final(answer, self.run_id)
+        self._attachments = reply.attachments
+        return [reply.messages, plain_fallback(answer, self.run_id)]
+
+    # -- primitives ----------------------------------------------------------------------
+    async def _post(self, message: SlackMessage, *, priority: Priority,
+                    grant: float | None = None) -> str:
+        with call_options(priority, grant=grant, retries=self.max_retries):
+            try:
+                response = await self.client.chat_postMessage(
+                    channel=self.ref.channel, thread_ts=self.ref.thread, text=message.text,
+                    blocks=message.blocks)
+            except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                raise _translate(exc) from exc
+        self.status.posted()
+        return str(response["ts"])
+
+    async def _edit(self, message_id: str, message: SlackMessage, *, priority: Priority,
+                    wait: float | None = None, retries: int = 3, grant: float | None = None) -> None:
+        with call_options(priority, wait=wait, retries=retries, grant=grant):
+            try:
+                await self.client.chat_update(channel=self.ref.channel, ts=message_id,
+                                              text=message.text, blocks=message.blocks)
+            except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                raise _translate(exc) from exc
+
+    async def _retire(self, message_id: str) -> None:
+        """Delete the old placeholder, or turn it into a pointer — whichever budget frees first."""
+        method, grant = await first_slot(self._scheduler, ["chat.delete", "chat.update"],
+                                         self.scope, Priority.HOUSEKEEPING)
+        if method == "chat.delete":
+            try:
+                with call_options(Priority.HOUSEKEEPING, grant=grant):
+                    await self.client.chat_delete(channel=self.ref.channel, ts=message_id)
+                return
+            except SlackApiError as exc:
+                if exc.response.get("error") == "message_not_found":
+                    return
+                log.info("run %s: could not delete the old placeholder (%s); pointing it at the "
+                         "answer instead", self.run_id, exc.response.get("error"))
+        pointer = retired_pointer()
+        try:
+            await self._edit(message_id, pointer, priority=Priority.HOUSEKEEPING,
+                             grant=grant if method == "chat.update" else None)
+        except Gone:
+            return
 
     async def _upload(self, attachment: Attachment) -> None:
         try:
-            await self._final_call("files_upload_v2", channel=self.channel, thread_ts=self.thread_ts,
-                                   file=attachment.content, filename=attachment.filename,
-                                   title=attachment.title, alt_txt=attachment.alt_text or None)
+            with call_options(Priority.FINAL, retries=self.max_retries):
+                await self.client.files_upload_v2(
+                    channel=self.ref.channel, thread_ts=self.ref.thread, file=attachment.content,
+                    filename=attachment.filename, title=attachment.title,
+                    alt_txt=attachment.alt_text or None)
         except SlackApiError as exc:
             log.warning("run %s: upload of %s failed: %s", self.run_id, attachment.filename,
                         exc.response.get("error"))
-            await self._call("chat_postMessage", channel=self.channel, thread_ts=self.thread_ts,
-                             text=f":warning: I could not upload {attachment.title} "
-                                  f"({exc.response.get('error')}). Reference: {self.run_id}")
-
-    async def _final_call(self, method: str, **kwargs: Any) -> Any:
-        """Like ``_call`` but keeps trying through rate limits: the final state is never dropped."""
-        for attempt in range(1, self.final_attempts + 1):
-            if method == "chat_update":
-                await self._budget.acquire(self.ref.workspace)
+            note = SlackMessage(text=f":warning: I could not upload {attachment.title} "
+                                     f"({exc.response.get('error')}). Reference: {self.run_id}")
             try:
-                return await self._call(method, **kwargs)
-            except SlackApiError as exc:
-                if exc.response.status_code != 429 or attempt == self.final_attempts:
-                    raise
-                delay = float(exc.response.headers.get("Retry-After", "1") or 1)
-                self._budget.penalise(self.ref.workspace, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
-
-    async def _call(self, method: str, **kwargs: Any) -> Any:
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        try:
-            resp = await getattr(self.client, method)(**kwargs)
-        except SlackApiError as exc:
-            self.metrics.platform_calls.labels("slack", method, exc.response.get("error", "error")).inc()
-            raise
-        self.metrics.platform_calls.labels("slack", method, "ok").inc()
-        return resp
+                await self._post(note, priority=Priority.FINAL)
+            except DeliveryError:
+                log.warning("run %s: could not say that the upload failed", self.run_id)
 
 
 class SlackSinkFactory:
-    """Builds Slack sinks sharing one client, one per-workspace edit budget and pacing."""
+    """Builds Slack sinks sharing one client, the workspace scheduler and the pacing."""
 
-    def __init__(self, client: AsyncWebClient, *, budget: RateBudget, interval: float,
-                 metrics: Metrics) -> None:
+    def __init__(self, client: ScheduledWebClient, *, scheduler: Scheduler, timing: Timing,
+                 status_after: float, max_retries: int = 3,
+                 first_sign: FirstSign | None = None) -> None:
         self.client = client
-        self.budget = budget
-        self.interval = interval
-        self.metrics = metrics
+        self.first_sign = first_sign
+        self.scheduler = scheduler
+        self.timing = timing
+        self.status_after = status_after
+        self.max_retries = max_retries
+        self.tasks = BackgroundTasks()
 
     def for_question(self, ref: ThreadRef, asker: str) -> SlackReplySink:
-        return SlackReplySink(self.client, ref, budget=self.budget, interval=self.interval,
-                              metrics=self.metrics)
+        return self._sink(ref)
 
     def for_existing_reply(self, ref: ThreadRef, asker: str, reply_channel: str, reply_id: str,
                            run_id: str) -> SlackReplySink:
-        return SlackReplySink(self.client, ref, budget=self.budget, interval=self.interval,
-                              metrics=self.metrics, reply_ts=reply_id, run_id=run_id)
+        return self._sink(ref, reply_ts=reply_id, run_id=run_id)
+
+    def _sink(self, ref: ThreadRef, **kw: str) -> SlackReplySink:
+        return SlackReplySink(self.client, ref, scheduler=self.scheduler, tasks=self.tasks,
+                              timing=self.timing, status_after=self.status_after,
+                              max_retries=self.max_retries, first_sign=self.first_sign, **kw)
+
+    async def aclose(self) -> None:
+        await self.tasks.aclose()
+
+
+def _translate(exc: BaseException) -> DeliveryError:
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error", "") or "")
+        if error in _REJECTED:
+            return Rejected(f"Slack refused the message: {error}", error)
+        if error == "message_not_found":
+            return Gone("the message no longer exists", error)
+        if error in _REFUSED:
+            return Refused(f"Slack refused: {error}", error)
+        return Unavailable(f"Slack answered {exc.response.status_code} {error}".strip(), error)
+    return Unavailable(f"{type(exc).__name__}: {exc}", "network")
+
+
+def _step_text(answer: Answer) -> str:
+    """What the agent is doing now, in a few words, for the status line."""
+    if answer.status and answer.status.text:
+        return answer.status.text
+    steps = [p for p in answer.parts if isinstance(p, StepPart)]
+    return steps[-1].title if steps else "Working on it…"
+

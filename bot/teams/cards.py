@@ -277,6 +277,11 @@ def render_final(answer: Answer, run_id: str, images: dict[str, str | None], nam
     return cards
 
 
+def chart_card(chart: ChartPart, image: str | None) -> dict[str, Any]:
+    """A chart drawn after its answer went out, as a card of its own below the answer."""
+    return adaptive_card(_chart(chart, image).elements)
+
+
 def summary_text(answer: Answer) -> str:
     """The one line Teams shows in notifications and the chat list for a card."""
     if answer.errors:

@@ -5,12 +5,13 @@ Every call runs as a short proactive turn of the SDK's adapter
 conversation addressing are handled by the SDK exactly as for an in-turn reply, long after the
 inbound HTTP request returned.
 
-The SDK does not retry; Teams asks bots to back off on 429 and to retry 412, 502 and 504 too
-(``bots/how-to/rate-limit``). Each call first takes a slot from a per-conversation
-:class:`~bot.delivery.RateBudget`; a 429 also holds the whole conversation back for its
-``Retry-After``, so the other runs in it wait as well. (The hold is kept here rather than with
-``RateBudget.penalise``, which blocks for the budget's whole window once the window has recent
-calls in it.)
+Each call first takes a slot from the conversation's limiter in the delivery scheduler
+(``bot/teams/limits.py``: posts, updates and deletes share Teams' per-conversation budget), with
+the caller's priority — a final answer never waits behind another run's progress — and how long
+it may wait. The SDK does not retry; Teams asks bots to back off on 429 and to retry 412, 502 and
+504 too (``bots/how-to/rate-limit``). A 429 also holds the whole conversation back for its
+``Retry-After`` (the limiter's hold), so the other runs in it wait as well; that wait goes
+through ``sleep`` so tests can observe it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ import aiohttp
 from microsoft_agents.activity import Activity
 from microsoft_agents.hosting.core import TurnContext
 
-from bot.delivery import RateBudget
+from bot.delivery.limiter import Limiter, SlotTimeout
+from bot.delivery.priority import Priority
+from bot.delivery.scheduler import Scheduler, Scope
 from bot.metrics import Metrics
+from bot.teams.limits import SEND
 from bot.teams.target import ReplyTarget
 
 log = logging.getLogger(__name__)
@@ -50,88 +54,109 @@ class ConnectorError(Exception):
 
 
 class TeamsConnector:
-    def __init__(self, adapter: Any, *, budget: RateBudget, metrics: Metrics,
-                 max_retries: int = 4, backoff: float = 1.0, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, adapter: Any, *, scheduler: Scheduler, metrics: Metrics,
+                 max_retries: int = 4, backoff: float = 1.0, sleep: Sleep = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._adapter = adapter
-        self._budget = budget
+        self.scheduler = scheduler
         self._metrics = metrics
         self.max_retries = max_retries
         self.backoff = backoff
         self._sleep = sleep
-        self._held_until: dict[str, float] = {}  # conversation → monotonic end of a 429 hold
+        self._clock = clock
 
     # -- operations ----------------------------------------------------------------------
-    async def post(self, target: ReplyTarget, activity: Activity, *, retries: int | None = None) -> str:
+    async def post(self, target: ReplyTarget, activity: Activity, *,
+                   priority: Priority = Priority.ACK, wait: float | None = None,
+                   retries: int | None = None, grant: float | None = None) -> str:
         """Send a new message; returns its activity id (what later updates address)."""
 
         async def op(ctx: TurnContext) -> str:
             response = await ctx.send_activity(activity)
             return (response.id if response else "") or ""
 
-        return await self._call("post", target, op, retries)
+        return await self._call("post", target, op, priority=priority, wait=wait,
+                                retries=retries, grant=grant)
 
     async def update(self, target: ReplyTarget, activity_id: str, activity: Activity, *,
-                     retries: int | None = None) -> None:
+                     priority: Priority = Priority.ACK, wait: float | None = None,
+                     retries: int | None = None, grant: float | None = None) -> None:
         """Replace the message ``activity_id`` (PUT); text may become a card and back."""
 
         async def op(ctx: TurnContext) -> None:
             activity.id = activity_id
             await ctx.update_activity(activity)
 
-        await self._call("update", target, op, retries)
+        await self._call("update", target, op, priority=priority, wait=wait, retries=retries,
+                         grant=grant)
 
-    async def delete(self, target: ReplyTarget, activity_id: str) -> None:
+    async def delete(self, target: ReplyTarget, activity_id: str, *,
+                     priority: Priority = Priority.ACK) -> None:
         async def op(ctx: TurnContext) -> None:
             await ctx.delete_activity(activity_id)
 
-        await self._call("delete", target, op, None)
+        await self._call("delete", target, op, priority=priority)
+
+    def limiter(self, target: ReplyTarget) -> Limiter:
+        limiter = self.scheduler.limiter(SEND, Scope(target.budget_key))
+        assert limiter is not None, "the Teams scheduler has a rule for every send"
+        return limiter
 
     # -- plumbing ------------------------------------------------------------------------
     async def _call(self, operation: str, target: ReplyTarget,
-                    op: Callable[[TurnContext], Awaitable[Any]], retries: int | None) -> Any:
+                    op: Callable[[TurnContext], Awaitable[Any]], *, priority: Priority,
+                    wait: float | None = None, retries: int | None = None,
+                    grant: float | None = None) -> Any:
         if not target.service_url:
             raise ConnectorError(operation, None, "no_service_url",
                                  "the conversation's service URL is unknown")
         retries = self.max_retries if retries is None else retries
+        limiter = self.limiter(target)
         attempt = 0
         while True:
-            await self._wait_hold(target.budget_key)
-            await self._budget.acquire(target.budget_key)
+            if grant is None or attempt > 0:
+                grant = await self._admit(limiter, priority, wait)
             try:
                 result = await self._once(target, op)
             except aiohttp.ClientResponseError as exc:
+                limiter.completed(grant)
                 code, message = _error_details(exc)
                 self._metrics.platform_calls.labels("teams", operation, str(exc.status)).inc()
-                wait = self._wait(exc, attempt)
+                pause = self._wait(exc, attempt)
                 if exc.status == 429:  # also when giving up: the next call must wait too
-                    self._hold(target.budget_key, wait)
+                    limiter.hold(pause)
                 if exc.status not in RETRY_STATUSES or attempt >= retries:
                     raise ConnectorError(operation, exc.status, code, message) from None
-                log.info("teams %s answered %s; retrying in %.2f s", operation, exc.status, wait)
+                log.info("teams %s answered %s; retrying in %.2f s", operation, exc.status, pause)
             except aiohttp.ClientError as exc:  # connection trouble: retry only idempotent calls
+                limiter.completed(grant)
                 self._metrics.platform_calls.labels("teams", operation, "connection").inc()
                 if operation == "post" or attempt >= retries:
                     raise ConnectorError(operation, None, "connection", str(exc)) from None
-                wait = self._backoff(attempt)
+                pause = self._backoff(attempt)
             else:
+                limiter.completed(grant)  # count it from its answer (closed loop)
                 self._metrics.platform_calls.labels("teams", operation, "ok").inc()
                 return result
+            if wait is not None and pause > wait:  # the caller cannot wait that long
+                raise ConnectorError(operation, None, "no_time", f"would wait {pause:.1f} s")
             attempt += 1
-            await self._sleep(wait)
+            await self._sleep(pause)
 
-    def _hold(self, key: str, seconds: float) -> None:
-        until = time.monotonic() + seconds
-        self._held_until[key] = max(until, self._held_until.get(key, 0.0))
-
-    async def _wait_hold(self, key: str) -> None:
-        until = self._held_until.get(key)
-        if until is None:
-            return
-        delay = until - time.monotonic()
-        if delay <= 0:
-            self._held_until.pop(key, None)
-            return
-        await self._sleep(delay)
+    async def _admit(self, limiter: Limiter, priority: Priority, wait: float | None) -> float:
+        """Wait out a 429 hold (through ``sleep``), then take a slot with ``priority``; return
+        the slot's grant stamp."""
+        held = limiter.held_until - self._clock()
+        if held > 0:
+            if wait is not None and held > wait:
+                raise SlotTimeout(f"the conversation is held for {held:.1f} s")
+            await self._sleep(held)
+        if priority is Priority.PROGRESS:
+            grant = limiter.try_progress()
+            if grant is None:
+                raise SlotTimeout("no progress slot")
+            return grant
+        return await limiter.acquire(priority, timeout=wait)
 
     async def _once(self, target: ReplyTarget, op: Callable[[TurnContext], Awaitable[Any]]) -> Any:
         """One call in a proactive turn. The pipeline would hand a failure to ``on_turn_error``

@@ -23,7 +23,7 @@ from microsoft_agents.hosting.core import TurnContext
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.delivery import RateBudget
+from bot.delivery.reply import Timing
 from bot.metrics import Metrics
 from bot.relay import Relay
 from bot.relay.thread import ThreadRef
@@ -31,6 +31,7 @@ from bot.teams.agent import TeamsAgent
 from bot.teams.auth import auth_configuration, authorize, connection_manager, outbound_identity
 from bot.teams.cards import text_activity
 from bot.teams.connector import TeamsConnector
+from bot.teams.limits import teams_scheduler
 from bot.teams.memory import NameBook, TargetBook
 from bot.teams.replies import Replies
 from bot.teams.sink import TeamsSinkFactory
@@ -50,17 +51,18 @@ class TeamsIntegration:
         self.adapter = CloudAdapter(connection_manager=connection_manager(self._auth))
         self.adapter.on_turn_error = self._on_turn_error
         self.connector = TeamsConnector(
-            self.adapter, budget=RateBudget(settings.TEAMS_UPDATE_BUDGET, settings.TEAMS_BUDGET_WINDOW),
-            metrics=metrics, max_retries=settings.TEAMS_MAX_RETRIES,
-            backoff=settings.TEAMS_RETRY_BACKOFF)
+            self.adapter, scheduler=teams_scheduler(settings), metrics=metrics,
+            max_retries=settings.TEAMS_MAX_RETRIES, backoff=settings.TEAMS_RETRY_BACKOFF)
         self.targets = TargetBook()
         self.names = NameBook()
         self.replies = Replies(self.connector)
         self.agent = TeamsAgent(relay=relay, repo=repo, metrics=metrics, replies=self.replies,
                                 targets=self.targets, names=self.names,
                                 tenant=settings.TEAMS_TENANT_ID or None)
-        self._factory = TeamsSinkFactory(self.connector, interval=settings.TEAMS_UPDATE_INTERVAL,
-                                         names=self.names, targets=self.targets.lookup,
+        timing = Timing(progress_interval=settings.TEAMS_UPDATE_INTERVAL,
+                        final_edit_wait=settings.FINAL_EDIT_WAIT)
+        self._factory = TeamsSinkFactory(self.connector, timing=timing, names=self.names,
+                                         targets=self.targets.lookup,
                                          restored=self._restored_target)
         if settings.TEAMS_ALLOW_ANONYMOUS:
             log.warning("TEAMS_ALLOW_ANONYMOUS is on: Teams activities without a token are accepted "
@@ -86,6 +88,7 @@ class TeamsIntegration:
 
     async def close(self) -> None:
         await self.replies.close()
+        await self._factory.aclose()
 
     # -- internals -----------------------------------------------------------------------
     def _restored_target(self, ref: ThreadRef, service_url: str) -> ReplyTarget:

@@ -25,3 +25,6 @@ STOP_MESSAGES: dict[StopResult, str | None] = {
 }
 
 TURN_FAILED = "Sorry — something went wrong on my side. Please try again. Reference: {reference}"
+
+# what an old placeholder becomes when its answer had to be posted as a new message
+ANSWER_BELOW = "This analysis has finished: the answer is in the message below."

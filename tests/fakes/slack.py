@@ -61,6 +61,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "files.info": 100,
     "assistant.threads.setSuggestedPrompts": 50,
     "assistant.threads.setTitle": 50,
+    "agents.sessions.setStatus": 50,  # Tier 3 (java-slack-sdk #1633)
 }
 
 # Block types the fake accepts; anything else is ``invalid_blocks`` like Slack.
@@ -226,6 +227,8 @@ class FakeSlack:
         self.home_views: dict[str, dict[str, Any]] = {}
         self.reactions: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.assistant_statuses: dict[tuple[str, str], list[str]] = defaultdict(list)
+        # (status, loading_messages) of every setStatus call per thread, for what a person saw
+        self.status_lines: dict[tuple[str, str], list[tuple[str, list[str]]]] = defaultdict(list)
         self.agent_sessions: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
         self.suggested_prompts: list[dict[str, Any]] = []
         # bodies POSTed to response_url (slash commands, interactivity): /respond/{user}
@@ -240,6 +243,7 @@ class FakeSlack:
             defaultdict(list))
         self._dms: dict[str, str] = {}
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
+        self._holds: dict[str, asyncio.Event] = {}
         self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._ts = itertools.count(1_700_000_000_000_100, 100)
@@ -284,6 +288,13 @@ class FakeSlack:
         fields are merged into the body (e.g. ``errors=[...]`` for ``invalid_blocks``).
         """
         self._faults[method].append(_Fault(error, status, retry_after, times, extra))
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Keep every call of ``method`` unanswered until the returned event is set (a slow
+        Slack); calls still count as received when they arrive."""
+        gate = self._holds.setdefault(method, asyncio.Event())
+        gate.clear()
+        return gate
 
     def post_user_message(self, channel: str, text: str, *, user: str = "U1",
                           thread_ts: str | None = None) -> Message:
@@ -340,6 +351,9 @@ class FakeSlack:
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await _read_args(request)
+        gate = self._holds.get(method)
+        if gate is not None:
+            await gate.wait()
         headers = dict(request.headers)
         call = Call(method=method, args=args, headers=headers, at=self.clock())
         status, body, extra_headers = 200, {}, {}
@@ -599,6 +613,7 @@ class FakeSlack:
         if len(loading) > 10:
             raise _Fail("invalid_arguments")
         self.assistant_statuses[key].append(str(args.get("status") or ""))
+        self.status_lines[key].append((str(args.get("status") or ""), [str(m) for m in loading]))
         return {}
 
     def _set_prompts(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,10 @@ Honest to teams.md §2.5/§4 and the rate-limit page:
 * a message over the size limit (JSON without inline ``data:`` images, ~28 KB) or over the
   256 KB payload ceiling is refused with 413 ``MessageSizeTooBig``;
 * a message with both ``text`` and attachments is split by Teams and answers without an id;
-* scripted failures: ``fail_next("PUT", 429, retry_after=…)`` and the like.
+* scripted failures: ``fail_next("PUT", 429, retry_after=…)`` and the like;
+* Teams' per-conversation rate limits (7 sends per second, 8 per 2 s, 60 per 30 s, 1,800 per
+  hour; posts, updates and deletes alike) answered with 429 ``TooManyRequests`` and a
+  ``Retry-After``; ``time_scale`` runs that clock faster for tests (0.1: 60 per 3 s).
 
 Tests read ``messages`` (every message with its versions) and ``calls``, and wait with
 :meth:`FakeConnector.wait_for` instead of sleeping.
@@ -32,6 +35,7 @@ from tests.fakes.loopback import serve
 from multidict import CIMultiDict
 
 CARD = "application/vnd.microsoft.card.adaptive"
+RATE_LIMITS = [(7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0)]  # per conversation (rate-limit page)
 MESSAGE_LIMIT = 28_000
 PAYLOAD_LIMIT = 262_144
 
@@ -100,11 +104,14 @@ class _Failure:
 
 
 class FakeConnector:
-    def __init__(self, prefix: str = "/teams/amer/", *, message_limit: int | None = MESSAGE_LIMIT) -> None:
+    def __init__(self, prefix: str = "/teams/amer/", *, message_limit: int | None = MESSAGE_LIMIT,
+                 time_scale: float = 1.0) -> None:
         if not prefix.startswith("/") or not prefix.endswith("/"):
             raise ValueError("prefix must start and end with '/'")
         self.prefix = prefix
         self.message_limit = message_limit
+        self.windows = [(limit, seconds * time_scale) for limit, seconds in RATE_LIMITS]
+        self._sent: dict[str, deque[float]] = {}
         self.calls: list[ConnectorCall] = []
         self.messages: dict[str, TeamsMessage] = {}
         self._failures: deque[_Failure] = deque()
@@ -201,6 +208,9 @@ class FakeConnector:
             self._failures.remove(failure)
             headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
             return _error(failure.status, failure.code, failure.message, headers)
+        limited = self._rate_limited(call)
+        if limited is not None:
+            return limited
         if call.method == "DELETE":
             message = self.messages.get(call.activity_id or "")
             if message is None or message.conversation_id != call.conversation_id:
@@ -245,6 +255,22 @@ class FakeConnector:
             if size > self.message_limit:
                 return f"Message of {size} bytes exceeds {self.message_limit}"
         return ""
+
+    def _rate_limited(self, call: ConnectorCall) -> web.Response | None:
+        """Teams' per-conversation limits, counted over the sends it accepted."""
+        sent = self._sent.setdefault(call.conversation_id, deque())
+        now = call.at
+        longest = max(seconds for _, seconds in self.windows)
+        while sent and sent[0] <= now - longest:
+            sent.popleft()
+        for limit, seconds in self.windows:
+            inside = [t for t in sent if t > now - seconds]
+            if len(inside) >= limit:
+                retry = max(0.001, inside[-limit] + seconds - now)
+                return _error(429, "TooManyRequests", "API calls quota exceeded",
+                              {"Retry-After": f"{retry:.3f}"})
+        sent.append(now)
+        return None
 
     def _new_id(self) -> str:
         self._next_id += 1

@@ -34,13 +34,21 @@ USER = "U0ASKER01"
 OTHER = "U0OTHER01"
 TEAM = "T1"
 
+# Tests run Slack's clock ten times faster: the fake's rate windows and the bot's budgets are
+# scaled alike (50 chat.update per 6 s instead of per 60 s, a post per channel every 0.1 s
+# instead of every second), so every limit and every ratio between them still holds.
+TIME_SCALE = 0.1
+
 
 def fast_settings(tmp_path: Any, slack_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/bot.db",
         SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=slack_url, SLACK_UPDATE_INTERVAL=0.05, SLACK_MAX_RETRIES=3,
+        SLACK_BUDGET_WINDOW=60 * TIME_SCALE, SLACK_POST_INTERVAL=1.1 * TIME_SCALE,
+        SLACK_STATUS_INTERVAL=1.0 * TIME_SCALE, SLACK_STATUS_AFTER=3.0 * TIME_SCALE,
         RUN_TIMEOUT=20.0, STOP_GRACE=2.0, STOP_POLL_INTERVAL=0.05, CHART_SCALE=1.0,
+        CHART_WAIT=30.0,  # answers carry their chart however slow this machine draws it
         CHART_WORKERS=0,  # charts in-process: a worker process costs ~1 s to start per service
     )
     values.update(overrides)
@@ -140,6 +148,11 @@ class SlackBot:
         await self.finished.wait_for(lambda: len(self.finished.of_thread(thread_ts)) >= count, timeout)
         return self.finished.of_thread(thread_ts)
 
+    async def settled(self) -> None:
+        """Wait for the replies' background work (retiring placeholders, clearing statuses)."""
+        assert self.service.slack is not None
+        await self.service.slack.sinks.tasks.wait()
+
 
 class FinishedRuns:
     """Collects the relay's on_finish callbacks; tests wait on it instead of sleeping."""
@@ -191,7 +204,8 @@ def blocks_text(blocks: list[dict[str, Any]] | None) -> str:
 
 @pytest.fixture
 async def fake_slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
+    async with FakeSlack(window_seconds=60 * TIME_SCALE,
+                         post_message_per_second=1 / TIME_SCALE) as fake:
         yield fake
 
 

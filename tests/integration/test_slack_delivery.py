@@ -16,6 +16,7 @@ async def test_rate_limited_final_edit_is_retried_not_lost(wren_bot: SlackBot) -
     wren_bot.slack.fail_next("chat.update", error="ratelimited", status=429, retry_after=1, times=2)
     event = await wren_bot.mention("revenue please")
     [answer] = await wren_bot.wait_finished(event["ts"], timeout=15)
+    await wren_bot.settled()
     assert answer.outcome.value == "done"
     reply = wren_bot.bot_replies(event["ts"])[0]
     assert "SELECT" in blocks_text(reply.blocks)
@@ -50,6 +51,7 @@ async def test_concurrent_runs_share_the_workspace_budget_without_429(
     try:
         events = [await bot.mention(f"question {i}") for i in range(6)]
         await finished.wait_for(lambda: len(finished.items) == 6, timeout=30)
+        await bot.settled()
         assert all(a.outcome.value == "done" for _, _, a in finished.items)
         assert not [c for c in strict_slack.calls_to("chat.update") if c.status == 429]
         for ev in events:
@@ -62,6 +64,7 @@ async def test_final_rejected_by_slack_falls_back_to_plain_text(wren_bot: SlackB
     wren_bot.slack.fail_next("chat.update", error="invalid_blocks", times=50)
     event = await wren_bot.mention("blocks will fail")
     await wren_bot.wait_finished(event["ts"])
+    await wren_bot.settled()
     replies = wren_bot.bot_replies(event["ts"])
     assert any("SELECT" in m.text for m in replies)
     assert not any("Working on it" in blocks_text(m.blocks) + m.text for m in replies)

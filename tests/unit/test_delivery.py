@@ -1,8 +1,8 @@
-"""Coalescing and budgets: latest state wins, pacing holds, final goes last."""
+"""Coalescing and text splitting: latest state wins, final goes last, nothing is cut."""
 
 import asyncio
 
-from bot.delivery import Coalescer, RateBudget
+from bot.delivery import Coalescer
 from bot.delivery.textsplit import split_text
 
 
@@ -52,21 +52,6 @@ async def test_drain_waits_for_the_edit_in_flight() -> None:
     assert order == ["start progress", "end progress", "final"]
 
 
-async def test_budget_limits_calls_per_window() -> None:
-    now = [0.0]
-    budget = RateBudget(3, window=10.0, clock=lambda: now[0])
-    for _ in range(3):
-        await budget.acquire("T1")
-    assert budget.wait_time("T1") == 10.0
-    assert budget.wait_time("T2") == 0.0  # workspaces are separate
-    now[0] = 10.0
-    assert budget.wait_time("T1") == 0.0
-    budget.penalise("T1", 5.0)
-    assert budget.wait_time("T1") == 5.0  # held for Retry-After, not a whole window
-    now[0] = 15.0
-    assert budget.wait_time("T1") == 0.0
-
-
 def test_split_text_respects_limit_and_code_fences() -> None:
     text = "intro\n\n```\n" + "\n".join(f"line {i}" for i in range(400)) + "\n```\n\noutro"
     chunks = split_text(text, 500)
@@ -76,3 +61,24 @@ def test_split_text_respects_limit_and_code_fences() -> None:
     for i in range(400):
         assert f"line {i}" in rebuilt
     assert split_text("short", 500) == ["short"]
+
+
+async def test_coalescer_keeps_the_newest_state_when_the_platform_has_no_slot() -> None:
+    sent: list[int] = []
+    answers = iter([False, False, True])  # no slot twice, then a slot
+    tried = asyncio.Event()
+
+    async def send(state: int) -> bool:
+        went = next(answers)
+        if went:
+            sent.append(state)
+            tried.set()
+        return went
+
+    c: Coalescer[int] = Coalescer(send, interval=0, retry=0.01)
+    c.offer(1)
+    await asyncio.sleep(0)
+    c.offer(2)  # arrives while the first attempt was refused
+    await asyncio.wait_for(tried.wait(), 2)
+    assert sent == [2] and c.refused == 2  # refused attempts were dropped, not queued
+    await c.drain()

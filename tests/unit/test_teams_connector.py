@@ -10,11 +10,12 @@ from microsoft_agents.hosting.aiohttp import CloudAdapter
 from microsoft_agents.hosting.core import ClaimsIdentity
 
 from bot.config import Settings
-from bot.delivery import RateBudget
 from bot.metrics import Metrics
 from bot.teams.auth import auth_configuration, connection_manager
 from bot.teams.cards import text_activity
+from bot.delivery.scheduler import Scheduler
 from bot.teams.connector import ConnectorError, TeamsConnector
+from bot.teams.limits import teams_rules
 from bot.teams.target import ReplyTarget
 from tests.fakes.teams_connector import FakeConnector
 
@@ -28,18 +29,26 @@ async def fake() -> AsyncIterator[FakeConnector]:
 
 
 class Sleeps:
+    """Records the connector's waits and moves a fake clock on by them (no real sleeping)."""
+
     def __init__(self) -> None:
         self.waits: list[float] = []
+        self.now = 1000.0
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
 
 def make(sleeps: Sleeps, retries: int = 3) -> TeamsConnector:
     settings = Settings(_env_file=None, TEAMS_ALLOW_ANONYMOUS=True)
     adapter = CloudAdapter(connection_manager=connection_manager(auth_configuration(settings)))
-    return TeamsConnector(adapter, budget=RateBudget(50, 30.0), metrics=Metrics(),
-                          max_retries=retries, backoff=0.5, sleep=sleeps)
+    scheduler = Scheduler(teams_rules(settings), clock=sleeps.clock)
+    return TeamsConnector(adapter, scheduler=scheduler, metrics=Metrics(), max_retries=retries,
+                          backoff=0.5, sleep=sleeps, clock=sleeps.clock)
 
 
 def target(fake: FakeConnector, reply_to: str | None = "1700000000000") -> ReplyTarget:

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.config import Settings
 from bot.service import Service
 from tests.fakes.teams_connector import FakeConnector, TeamsMessage
-from tests.integration.conftest import FinishedRuns
+from tests.integration.conftest import TIME_SCALE, FinishedRuns
 from tests.integration.backends import BackendHarness
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
@@ -49,7 +49,8 @@ def teams_settings(tmp_path: Any, **overrides: Any) -> Settings:
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/teams.db",
         SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None, SLACK_APP_TOKEN=None,
         TEAMS_ALLOW_ANONYMOUS=True, TEAMS_UPDATE_INTERVAL=0.05, TEAMS_RETRY_BACKOFF=0.01,
-        RUN_TIMEOUT=20.0, STOP_GRACE=2.0, CHART_SCALE=1.0,
+        TEAMS_BUDGET_WINDOW=30 * TIME_SCALE,
+        RUN_TIMEOUT=20.0, STOP_GRACE=2.0, CHART_SCALE=1.0, CHART_WAIT=30.0,
         CHART_WORKERS=0,  # charts in-process: a worker process costs ~1 s to start per service
     )
     values.update(overrides)
@@ -154,7 +155,7 @@ class TeamsBot:
 
 @pytest.fixture
 async def fake_connector() -> AsyncIterator[FakeConnector]:
-    async with FakeConnector(prefix="/teams/amer/") as fake:
+    async with FakeConnector(prefix="/teams/amer/", time_scale=TIME_SCALE) as fake:
         yield fake
 
 

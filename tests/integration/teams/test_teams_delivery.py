@@ -46,6 +46,37 @@ async def test_placeholder_deleted_by_the_user_gets_a_new_message(teams_bot: Tea
     assert "Answered in" in card_text(replies[1].card)
 
 
+async def test_final_update_failing_every_time_is_posted_anew_and_the_placeholder_retired(
+        teams_bot: TeamsBot) -> None:
+    release = teams_bot.backend.hold()
+    await teams_bot.personal("Revenue by state")
+    await teams_bot.backend.wait_asked()
+    [placeholder] = await teams_bot.wait_replies(PERSONAL)
+    teams_bot.connector.fail_next("PUT", 503, times=10_000)  # no update gets through any more
+    release.set()
+    [answer] = await teams_bot.wait_finished(PERSONAL)
+    await teams_bot.service.teams.sink_factory().tasks.wait()
+    assert answer.outcome.value == "done"
+    assert placeholder.deleted  # retired: no "working…" card with a Stop button stays behind
+    [reply] = [m for m in teams_bot.replies(PERSONAL) if not m.deleted]
+    assert "Answered in" in card_text(reply.card)
+    run = await teams_bot.service.repo.find_run_by_reply("teams", teams_bot.connector.service_url,
+                                                         reply.id)
+    assert run is not None and run.status == "done"  # the run records where its answer went
+
+
+async def test_questions_at_once_in_one_chat_stay_under_teams_limits(teams_bot: TeamsBot) -> None:
+    for i in range(8):  # eight placeholders at once, then each run's progress and answer
+        await teams_bot.personal(f"question {i}")
+    await teams_bot.finished.wait_for(lambda: len(teams_bot.finished.items) == 8, timeout=30)
+    await teams_bot.service.teams.sink_factory().tasks.wait()
+    assert all(a.outcome.value == "done" for _, _, a in teams_bot.finished.items)
+    assert not [c for c in teams_bot.connector.calls if c.status == 429]
+    live = [m for m in teams_bot.connector.messages.values() if not m.deleted]
+    assert sum("Answered in" in card_text(m.card) for m in live) == 8
+    assert not any("Working on it" in card_text(m.card) for m in live)
+
+
 async def test_answer_refused_as_too_large_degrades_instead_of_vanishing(teams_bot: TeamsBot) -> None:
     if not teams_bot.backend.draws_charts:
         pytest.skip("this backend's default answer has no chart to drop")

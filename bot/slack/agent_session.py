@@ -1,0 +1,63 @@
+"""Slack's agent session for a thread: ``processing`` while a run works, ``active`` after.
+
+While a session is ``processing`` Slack shows its native Stop button (``agent_session_stopped``
+comes back when it is pressed). The call is Tier 3, shared by every run in the workspace, so the
+state is latest-wins: a worker sends the newest wanted status when the budget allows, under the
+housekeeping priority, and a run that finishes before its ``processing`` went out sends nothing
+at all. Best effort: apps not declared as agents get an error, and the Stop button in the reply
+still works for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.delivery.priority import Priority, call_options
+from bot.delivery.tasks import BackgroundTasks
+
+log = logging.getLogger(__name__)
+
+
+class AgentSession:
+    def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str,
+                 tasks: BackgroundTasks) -> None:
+        self._client = client
+        self._channel = channel
+        self._thread = thread_ts
+        self._tasks = tasks
+        self._wanted: str | None = None
+        self._sent: str | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._disabled = False
+
+    def want(self, status: str) -> None:
+        if self._disabled:
+            return
+        self._wanted = status
+        if self._worker is None or self._worker.done():
+            self._worker = self._tasks.spawn(self._run(), name=f"agent-session-{self._thread}")
+
+    async def _run(self) -> None:
+        while self._wanted != self._sent and not self._disabled:
+            wanted = self._wanted
+            if self._sent is None and wanted == "active":
+                return  # no session was ever opened: nothing to move out of processing
+            try:
+                with call_options(Priority.HOUSEKEEPING, retries=1):
+                    await self._client.agents_sessions_setStatus(
+                        channel_id=self._channel, thread_ts=self._thread, status=wanted)
+            except SlackApiError as exc:
+                if exc.response.status_code == 429:
+                    continue  # the limiter holds the method for Retry-After; try the newest again
+                log.debug("agent session %s not set: %s", wanted, exc.response.get("error"))
+                self._disabled = True
+                return
+            except Exception as exc:  # noqa: BLE001 - never let session bookkeeping break a reply
+                log.debug("agent session %s not set: %s", wanted, exc)
+                self._disabled = True
+                return
+            self._sent = wanted

@@ -4,13 +4,14 @@ import asyncio
 import logging
 import time
 
-from bench import chart_lag, slack_clickzetta, slack_textql, slack_wren
+from bench import chart_lag, slack_clickzetta, slack_textql, slack_wren, storage_burst
 from bench.harness import report
 
 SUITES = [
     ("Slack ↔ Wren (request/response backend)", slack_wren.main, slack_wren.report),
     ("Slack ↔ ClickZetta (polled backend)", slack_clickzetta.main, report),
     ("Slack ↔ TextQL (streamed backend)", slack_textql.main, report),
+    ("Storage under a burst (200 questions at once)", storage_burst.main, storage_burst.report),
     ("Charts: event-loop lag, vl-convert in a thread vs worker processes", chart_lag.main,
      chart_lag.report),
 ]

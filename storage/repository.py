@@ -4,10 +4,17 @@ Several replicas may share one database, so anything that must happen once (clai
 event, creating a thread's conversation, finishing a run) is decided by the database in a
 single statement — a unique key or a conditional UPDATE — never by a read-then-write in
 Python. Statements are Core statements on the mapped tables and results come back as frozen
-records (:mod:`storage.records`).
+records (:mod:`storage.records`). The statements of the per-question path are built once, with
+bound parameters: building one (and its cache key) cost more than running it on SQLite.
 
-On SQLite each write transaction starts with its write statement (no read before it), so a
-second writer waits on ``busy_timeout`` instead of failing on a stale read snapshot.
+Each operation is a unit of work — a function of a SQLAlchemy connection — handed to a runner
+(:mod:`storage.runners`) as one write transaction or as reads. On SQLite the runner executes it
+in a worker thread: writes one at a time on a single connection, each transaction from
+``BEGIN IMMEDIATE`` to ``COMMIT`` in one go, reads on a pool of their own; a writer in another
+process is waited for through ``busy_timeout``. On PostgreSQL it runs on the async engine.
+
+:meth:`Repository.record_question` takes in a question (ledger claim, conversation, queued run)
+in one transaction: one write instead of three on the way to the placeholder.
 """
 
 from __future__ import annotations
@@ -20,30 +27,70 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, Table, and_, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    Row, Select, Table, and_, bindparam, delete, exists, func, insert, select, text, update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from storage.engine import DEFAULT_URL, create_engine
+from storage.engine import DEFAULT_URL, create_engine, is_sqlite_memory
 from storage.migrate import upgrade
 from storage.models import EVENT_KEY_MAX, Conversation, Event, Run
 from storage.records import (
     ACTIVE_STATUSES,
     FEEDBACK_VALUES,
     FINAL_STATUSES,
+    QUEUED,
     RUNNING,
     STATUSES,
     ConversationRecord,
     RunRecord,
 )
+from storage.runners import AsyncRunner, ThreadRunner
 
 __all__ = ["ConversationRecord", "Repository", "RunRecord", "new_run_id", "utc_now"]
 
 _conversations: Table = Conversation.__table__  # type: ignore[assignment]
 _runs: Table = Run.__table__  # type: ignore[assignment]
 _events: Table = Event.__table__  # type: ignore[assignment]
+
+# -- statements built once; the values come as parameters ----------------------------------
+_FIND_CONVERSATION = select(_conversations).where(
+    _conversations.c.platform == bindparam("platform"),
+    _conversations.c.workspace == bindparam("workspace"),
+    _conversations.c.channel == bindparam("channel"),
+    _conversations.c.thread == bindparam("thread"),
+)
+# SET gets the columns named by the parameters besides the WHERE's own
+_UPDATE_CONVERSATION = update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
+_GET_RUN = select(_runs).where(_runs.c.id == bindparam("run_id"))
+_INSERT_RUN = insert(_runs).returning(*_runs.c)
+_UPDATE_RUN = update(_runs).where(_runs.c.id == bindparam("run_id")).returning(*_runs.c)
+_FINISH_RUN = (update(_runs)
+               .where(_runs.c.id == bindparam("run_id"), _runs.c.status.in_(ACTIVE_STATUSES))
+               .returning(*_runs.c))
+_other = _runs.alias("other")
+_START_RUN = (
+    update(_runs)
+    .where(_runs.c.id == bindparam("run_id"), _runs.c.status == QUEUED,
+           ~exists(select(_other.c.id).where(
+               _other.c.conversation_id == _runs.c.conversation_id, _other.c.id != _runs.c.id,
+               _other.c.status == RUNNING, _other.c.started_at > bindparam("stale_before"))))
+    .values(status=RUNNING, started_at=bindparam("now"))
+    .returning(*_runs.c)
+)
+_LOCK_CONVERSATION_OF_RUN = (
+    select(_conversations.c.id)
+    .where(_conversations.c.id == select(_runs.c.conversation_id)
+           .where(_runs.c.id == bindparam("run_id")).scalar_subquery())
+    .with_for_update()
+)
+_STOP_REQUESTS = select(_runs.c.id, _runs.c.stopped_by).where(
+    _runs.c.id.in_(bindparam("run_ids", expanding=True)), _runs.c.stopped_by.is_not(None),
+    _runs.c.status.in_(ACTIVE_STATUSES))
 
 _UPDATABLE_RUN_FIELDS = frozenset({
     "status", "backend_run_id", "session_id", "reply_channel", "reply_ts", "error", "answer",
@@ -68,10 +115,11 @@ def _whole(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """Run a database operation to its end even when the caller is cancelled.
 
     A stop or a shutdown cancels tasks at any ``await``; an operation cut off inside the driver
-    leaves its connection checked out mid-transaction (SQLite then reports "database is locked"
-    to the next writer, and aiosqlite's clean-up can hang the event loop's shutdown). Each call
-    runs in its own task, shielded; the caller still sees the cancellation at once, and
-    :meth:`Repository.close` waits for operations in flight before disposing the engine.
+    leaves its connection checked out mid-transaction (the next writer then waits on its lock,
+    and a driver's clean-up can hang the event loop's shutdown). Each call runs in its own task,
+    shielded; the caller still sees the cancellation at once, and :meth:`Repository.close`
+    waits for operations in flight before closing the connections. (SQLite's worker threads
+    finish a unit of work regardless; the task also keeps "started means done" for callers.)
     """
 
     @functools.wraps(method)
@@ -87,6 +135,8 @@ def _whole(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 class Repository:
     """Async data access for conversations, runs and the event ledger.
 
+    ``engine`` is the database: PostgreSQL is used through it; for a SQLite file it names the
+    file, which the repository reaches through its own worker threads (:class:`ThreadRunner`).
     ``clock`` and ``new_id`` are injectable so tests get deterministic timestamps and ids;
     ``ping_timeout`` bounds the health check when the database does not answer.
     """
@@ -100,10 +150,18 @@ class Repository:
         ping_timeout: float = 5.0,
     ) -> None:
         self._engine = engine
+        self._dialect = engine.dialect.name
+        self._runner: AsyncRunner | ThreadRunner = (
+            ThreadRunner(engine.url) if _on_threads(engine) else AsyncRunner(engine))
         self._clock = clock
         self._new_id = new_id
         self._ping_timeout = ping_timeout
         self._inflight: set[asyncio.Future[Any]] = set()
+        self._claim = self._insert_ignoring_conflicts(_events).returning(_events.c.key)
+        self._create_conversation = (self._insert_ignoring_conflicts(_conversations)
+                                     .returning(*_conversations.c))
+        # record_question: an id collision skips the insert instead of failing the transaction
+        self._insert_run_unless_taken = self._insert_ignoring_conflicts(_runs).returning(*_runs.c)
 
     @classmethod
     async def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True, **options: Any) -> Repository:
@@ -112,6 +170,8 @@ class Repository:
         try:
             if migrate:
                 await upgrade(engine)
+            if _on_threads(engine):
+                await engine.dispose()  # its connection served the migration; queries use threads
         except BaseException:
             await engine.dispose()
             raise
@@ -120,6 +180,7 @@ class Repository:
     async def close(self) -> None:
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=10)
+        await self._runner.close()
         await self._engine.dispose()
 
     @property
@@ -136,20 +197,17 @@ class Repository:
 
     @_whole
     async def _select_one(self) -> None:
-        async with self._engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self._runner.read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
 
     # -- event ledger -------------------------------------------------------------------------
 
     @_whole
     async def claim_event(self, key: str) -> bool:
         """Record ``key``; True for the one caller (in any replica) that recorded it first."""
-        if not key or len(key) > EVENT_KEY_MAX:
-            raise ValueError(f"event key must be 1..{EVENT_KEY_MAX} characters")
-        stmt = self._insert_ignoring_conflicts(_events).values(key=key, created_at=self._clock())
+        _check_event_key(key)
+        params = {"key": key, "created_at": self._clock()}
         try:
-            async with self._engine.begin() as conn:
-                row = (await conn.execute(stmt.returning(_events.c.key))).first()
+            row = await self._runner.write(_first_of(self._claim, params), urgent=True)
         except IntegrityError:
             return False
         return row is not None
@@ -157,10 +215,8 @@ class Repository:
     @_whole
     async def prune_events(self, older_than: timedelta) -> int:
         """Forget ledger entries older than ``older_than``; returns how many were removed."""
-        cutoff = self._clock() - older_than
-        async with self._engine.begin() as conn:
-            result = await conn.execute(delete(_events).where(_events.c.created_at < cutoff))
-        return max(result.rowcount, 0)
+        stmt = delete(_events).where(_events.c.created_at < self._clock() - older_than)
+        return await self._runner.write(lambda conn: max(conn.execute(stmt).rowcount, 0))
 
     # -- conversations ------------------------------------------------------------------------
 
@@ -168,13 +224,8 @@ class Repository:
     async def get_conversation(
         self, platform: str, workspace: str, channel: str, thread: str
     ) -> ConversationRecord | None:
-        stmt = select(_conversations).where(
-            _conversations.c.platform == platform,
-            _conversations.c.workspace == workspace,
-            _conversations.c.channel == channel,
-            _conversations.c.thread == thread,
-        )
-        row = await self._first(stmt)
+        params = _thread(platform, workspace, channel, thread)
+        row = await self._runner.read(_first_of(_FIND_CONVERSATION, params))
         return None if row is None else _conversation(row)
 
     @_whole
@@ -190,13 +241,10 @@ class Repository:
         if existing is not None:
             return existing
         now = self._clock()
-        stmt = self._insert_ignoring_conflicts(_conversations).values(
-            platform=platform, workspace=workspace, channel=channel, thread=thread,
-            backend=backend, session_id=None, created_at=now, updated_at=now,
-        )
+        params = {**_thread(platform, workspace, channel, thread), "backend": backend,
+                  "session_id": None, "created_at": now, "updated_at": now}
         try:
-            async with self._engine.begin() as conn:
-                row = (await conn.execute(stmt.returning(*_conversations.c))).first()
+            row = await self._runner.write(_first_of(self._create_conversation, params), urgent=True)
         except IntegrityError:
             row = None
         if row is not None:
@@ -208,49 +256,80 @@ class Repository:
 
     @_whole
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
-        stmt = (
-            update(_conversations)
-            .where(_conversations.c.id == conversation_id)
-            .values(session_id=session_id, updated_at=self._clock())
-        )
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt)
+        params = {"conversation_id": conversation_id, "session_id": session_id,
+                  "updated_at": self._clock()}
+        await self._runner.write(_execute(_UPDATE_CONVERSATION, params))
 
     # -- runs ---------------------------------------------------------------------------------
 
     @_whole
     async def create_run(
-        self, conversation: ConversationRecord, question: str, asker: str, *, status: str = "queued"
+        self, conversation: ConversationRecord, question: str, asker: str, *, status: str = QUEUED
     ) -> RunRecord:
         """Insert a run for ``conversation`` with a fresh reference id."""
         _check_status(status)
-        now = self._clock()
-        values: dict[str, Any] = {
-            "conversation_id": conversation.id,
-            "platform": conversation.platform,
-            "workspace": conversation.workspace,
-            "channel": conversation.channel,
-            "thread": conversation.thread,
-            "question": question,
-            "asker": asker,
-            "backend": conversation.backend,
-            "session_id": conversation.session_id,
-            "status": status,
-            "created_at": now,
-            "started_at": now if status == RUNNING else None,
-            "finished_at": now if status in FINAL_STATUSES else None,
-        }
+        values = _run_values(conversation, question, asker, status, self._clock())
         for attempt in range(1, _RUN_ID_ATTEMPTS + 1):
             run_id = self._new_id()
-            stmt = insert(_runs).values(id=run_id, **values).returning(*_runs.c)
+            params = {"id": run_id, **values}
             try:
-                async with self._engine.begin() as conn:
-                    return _run((await conn.execute(stmt)).one())
+                return _run(await self._runner.write(
+                    lambda conn: conn.execute(_INSERT_RUN, params).one(), urgent=True))
             except IntegrityError:
                 # Retry only an id collision; anything else (no such conversation) is real.
                 if attempt == _RUN_ID_ATTEMPTS or await self.get_run(run_id) is None:
                     raise
         raise AssertionError("unreachable")
+
+    @_whole
+    async def record_question(
+        self,
+        event_key: str,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        backend: str,
+        question: str,
+        asker: str,
+    ) -> tuple[ConversationRecord, RunRecord] | None:
+        """Take in a question in one transaction: :meth:`claim_event`, :meth:`ensure_conversation`
+        and :meth:`create_run` (a ``queued`` run), with their semantics.
+
+        Returns the thread's conversation and the new run, or None — having written nothing —
+        when ``event_key`` was claimed before (a retry or a duplicate delivery, in this replica
+        or another). Race-safe across replicas: of concurrent callers with one key exactly one
+        gets a run (the others wait on the key's unique index for its transaction, then find
+        the key taken); concurrent first questions of one thread share the one conversation its
+        unique key lets through. An existing conversation keeps its ``backend`` and session,
+        and the run inherits both.
+        """
+        _check_event_key(event_key)
+        now = self._clock()
+        thread_params = _thread(platform, workspace, channel, thread)
+        first_id = self._new_id()  # further ids (after a collision) are drawn in the transaction
+
+        def work(conn: Connection) -> tuple[ConversationRecord, RunRecord] | None:
+            if conn.execute(self._claim, {"key": event_key, "created_at": now}).first() is None:
+                return None  # taken: the insert did nothing, so this transaction wrote nothing
+            row = conn.execute(_FIND_CONVERSATION, thread_params).first()
+            if row is None:
+                # PostgreSQL: a concurrent first question of this thread makes the insert wait
+                # for its transaction and then do nothing; the next statement sees that row.
+                row = (conn.execute(self._create_conversation, {
+                    **thread_params, "backend": backend, "session_id": None,
+                    "created_at": now, "updated_at": now}).first()
+                    or conn.execute(_FIND_CONVERSATION, thread_params).one())
+            conversation = _conversation(row)
+            values = _run_values(conversation, question, asker, QUEUED, now)
+            for attempt in range(_RUN_ID_ATTEMPTS):
+                run_id = first_id if attempt == 0 else self._new_id()
+                run = conn.execute(self._insert_run_unless_taken, {"id": run_id, **values}).first()
+                if run is not None:
+                    return conversation, _run(run)
+            raise RuntimeError(f"no free run id in {_RUN_ID_ATTEMPTS} attempts")
+
+        return await self._runner.write(work, urgent=True)
 
     @_whole
     async def update_run(self, run_id: str, **fields: Any) -> RunRecord | None:
@@ -270,9 +349,7 @@ class Repository:
             fields["answer"] = _encode_answer(fields["answer"])
         if not fields:
             return await self.get_run(run_id)
-        stmt = update(_runs).where(_runs.c.id == run_id).values(**fields).returning(*_runs.c)
-        async with self._engine.begin() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self._runner.write(_first_of(_UPDATE_RUN, {"run_id": run_id, **fields}))
         return None if row is None else _run(row)
 
     @_whole
@@ -286,22 +363,16 @@ class Repository:
         nobody resumed it) does not block. Returns the started run, or None to wait and retry.
         """
         now = self._clock()
-        other = _runs.alias("other")
-        blocking = select(other.c.id).where(
-            other.c.conversation_id == _runs.c.conversation_id, other.c.id != _runs.c.id,
-            other.c.status == "running", other.c.started_at > now - stale_after)
-        stmt = (update(_runs)
-                .where(_runs.c.id == run_id, _runs.c.status == "queued", ~exists(blocking))
-                .values(status="running", started_at=now)
-                .returning(*_runs.c))
-        async with self._engine.begin() as conn:
+        params = {"run_id": run_id, "now": now, "stale_before": now - stale_after}
+
+        def work(conn: Connection) -> Row[Any] | None:
             if conn.dialect.name == "postgresql":
                 # without this two replicas could each see the other's run still queued
-                conversation = select(_runs.c.conversation_id).where(_runs.c.id == run_id).scalar_subquery()
-                await conn.execute(select(_conversations.c.id)
-                                   .where(_conversations.c.id == conversation).with_for_update())
-            # one statement: SQLite takes the write lock before it reads, so no stale snapshot
-            row = (await conn.execute(stmt)).first()
+                conn.execute(_LOCK_CONVERSATION_OF_RUN, {"run_id": run_id})
+            # SQLite: BEGIN IMMEDIATE took the write lock before this reads, so no stale snapshot
+            return conn.execute(_START_RUN, params).first()
+
+        row = await self._runner.write(work)
         return None if row is None else _run(row)
 
     @_whole
@@ -321,26 +392,19 @@ class Repository:
         """
         if status not in FINAL_STATUSES:
             raise ValueError(f"finish status must be one of {FINAL_STATUSES}, not {status!r}")
-        values: dict[str, Any] = {"status": status, "finished_at": self._clock()}
+        params: dict[str, Any] = {"run_id": run_id, "status": status, "finished_at": self._clock()}
         if error is not None:
-            values["error"] = error
+            params["error"] = error
         if answer is not None:
-            values["answer"] = _encode_answer(answer)
+            params["answer"] = _encode_answer(answer)
         if stopped_by is not None:
-            values["stopped_by"] = stopped_by
-        stmt = (
-            update(_runs)
-            .where(_runs.c.id == run_id, _runs.c.status.in_(ACTIVE_STATUSES))
-            .values(**values)
-            .returning(*_runs.c)
-        )
-        async with self._engine.begin() as conn:
-            row = (await conn.execute(stmt)).first()
+            params["stopped_by"] = stopped_by
+        row = await self._runner.write(_first_of(_FINISH_RUN, params))
         return None if row is None else _run(row)
 
     @_whole
     async def get_run(self, run_id: str) -> RunRecord | None:
-        row = await self._first(select(_runs).where(_runs.c.id == run_id))
+        row = await self._runner.read(_first_of(_GET_RUN, {"run_id": run_id}))
         return None if row is None else _run(row)
 
     @_whole
@@ -358,7 +422,7 @@ class Repository:
             .order_by(_runs.c.created_at.desc(), _runs.c.id.desc())
             .limit(1)
         )
-        row = await self._first(stmt)
+        row = await self._runner.read(_first_of(stmt))
         return None if row is None else _run(row)
 
     @_whole
@@ -382,7 +446,7 @@ class Repository:
             .limit(limit)
             .offset(offset)
         )
-        return [_run(row) for row in await self._all(stmt)]
+        return [_run(row) for row in await self._runner.read(_all_of(stmt))]
 
     @_whole
     async def count_runs(
@@ -398,8 +462,7 @@ class Repository:
             .select_from(_runs)
             .where(_history_filter(platform, workspace, channel, asker))
         )
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+        return await self._runner.read(lambda conn: int(conn.execute(stmt).scalar_one()))
 
     @_whole
     async def running_runs(
@@ -421,7 +484,7 @@ class Repository:
             if value is not None:
                 conditions.append(column == value)
         stmt = select(_runs).where(*conditions).order_by(_runs.c.created_at, _runs.c.id)
-        return [_run(row) for row in await self._all(stmt)]
+        return [_run(row) for row in await self._runner.read(_all_of(stmt))]
 
     @_whole
     async def stop_requests(self, run_ids: list[str]) -> dict[str, str]:
@@ -432,10 +495,8 @@ class Repository:
         """
         if not run_ids:
             return {}
-        stmt = select(_runs.c.id, _runs.c.stopped_by).where(
-            _runs.c.id.in_(run_ids), _runs.c.stopped_by.is_not(None),
-            _runs.c.status.in_(ACTIVE_STATUSES))
-        return {row.id: row.stopped_by for row in await self._all(stmt)}
+        rows = await self._runner.read(_all_of(_STOP_REQUESTS, {"run_ids": list(run_ids)}))
+        return {row.id: row.stopped_by for row in rows}
 
     @_whole
     async def set_feedback(self, run_id: str, value: str, user: str) -> bool:
@@ -451,8 +512,7 @@ class Repository:
             .values(feedback=value, feedback_by=user)
             .returning(_runs.c.id)
         )
-        async with self._engine.begin() as conn:
-            return (await conn.execute(stmt)).first() is not None
+        return await self._runner.write(_first_of(stmt)) is not None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -462,20 +522,57 @@ class Repository:
         Other dialects fall back to a plain INSERT whose duplicate raises IntegrityError,
         which callers treat the same way.
         """
-        dialect = self._engine.dialect.name
-        if dialect == "postgresql":
+        if self._dialect == "postgresql":
             return postgresql.insert(table).on_conflict_do_nothing()
-        if dialect == "sqlite":
+        if self._dialect == "sqlite":
             return sqlite.insert(table).on_conflict_do_nothing()
         return insert(table)
 
-    async def _first(self, stmt: Select[Any]) -> Row[Any] | None:
-        async with self._engine.connect() as conn:
-            return (await conn.execute(stmt)).first()
 
-    async def _all(self, stmt: Select[Any]) -> list[Row[Any]]:
-        async with self._engine.connect() as conn:
-            return list((await conn.execute(stmt)).all())
+def _on_threads(engine: AsyncEngine) -> bool:
+    """A SQLite file: reached through worker threads (an in-memory one lives in its engine)."""
+    return engine.dialect.name == "sqlite" and not is_sqlite_memory(engine.url)
+
+
+def _execute(stmt: Any, params: Mapping[str, Any] | None = None) -> Callable[[Connection], None]:
+    """Unit of work: run ``stmt``, return nothing."""
+    def work(conn: Connection) -> None:
+        conn.execute(stmt, params)
+    return work
+
+
+def _first_of(stmt: Any, params: Mapping[str, Any] | None = None) -> Callable[[Connection], Row[Any] | None]:
+    """Unit of work: run ``stmt`` and return its first row (None if it returned none)."""
+    return lambda conn: conn.execute(stmt, params).first()
+
+
+def _all_of(stmt: Select[Any], params: Mapping[str, Any] | None = None) -> Callable[[Connection], list[Row[Any]]]:
+    return lambda conn: list(conn.execute(stmt, params).all())
+
+
+def _thread(platform: str, workspace: str, channel: str, thread: str) -> dict[str, str]:
+    return {"platform": platform, "workspace": workspace, "channel": channel, "thread": thread}
+
+
+def _run_values(
+    conversation: ConversationRecord, question: str, asker: str, status: str, now: datetime
+) -> dict[str, Any]:
+    """A new run's columns but ``id``; thread, backend and session come from ``conversation``."""
+    return {
+        "conversation_id": conversation.id,
+        "platform": conversation.platform,
+        "workspace": conversation.workspace,
+        "channel": conversation.channel,
+        "thread": conversation.thread,
+        "question": question,
+        "asker": asker,
+        "backend": conversation.backend,
+        "session_id": conversation.session_id,
+        "status": status,
+        "created_at": now,
+        "started_at": now if status == RUNNING else None,
+        "finished_at": now if status in FINAL_STATUSES else None,
+    }
 
 
 def _history_filter(platform: str, workspace: str, channel: str | None, asker: str | None) -> Any:
@@ -485,6 +582,11 @@ def _history_filter(platform: str, workspace: str, channel: str | None, asker: s
     if asker is not None:
         conditions.append(_runs.c.asker == asker)
     return and_(*conditions)
+
+
+def _check_event_key(key: str) -> None:
+    if not key or len(key) > EVENT_KEY_MAX:
+        raise ValueError(f"event key must be 1..{EVENT_KEY_MAX} characters")
 
 
 def _check_status(status: str) -> None:

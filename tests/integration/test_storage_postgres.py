@@ -180,3 +180,65 @@ async def test_list_count_running_and_feedback(repo: Repository) -> None:
     assert await repo.set_feedback("nosuchrun", "good", "U2") is False
     stored = await repo.get_run(other.id)
     assert stored is not None and (stored.feedback, stored.feedback_by) == ("good", "U2")
+
+
+async def test_record_question_once_per_event_and_one_conversation_per_thread(
+    repo: Repository, repo2: Repository
+) -> None:
+    keys = [f"slack:msg:C1:{i}" for i in range(15)]
+    attempts = [r.record_question(k, "slack", "T1", "C1", "7.1", "wren", k, "U1")
+                for k in keys for r in (repo, repo2, repo, repo2)]
+    results = await asyncio.gather(*attempts)
+    wins = [sum(r is not None for r in results[i * 4:(i + 1) * 4]) for i in range(len(keys))]
+    assert wins == [1] * len(keys)  # concurrent callers for one key: exactly one run
+    assert len({r[0].id for r in results if r is not None}) == 1
+    assert sorted(r.question for r in await repo.running_runs()) == sorted(keys)
+    # a duplicate, even naming another thread, writes nothing
+    assert await repo.record_question(keys[0], "slack", "T1", "C9", "9.9", "wren", "q", "U1") is None
+    assert await repo.get_conversation("slack", "T1", "C9", "9.9") is None
+    assert await repo.count_runs("slack", "T1") == len(keys)
+    assert await repo.claim_event(keys[0]) is False
+
+
+async def test_record_question_keeps_an_existing_conversation_and_retries_a_taken_id(
+    repo: Repository,
+) -> None:
+    conv = await repo.ensure_conversation("teams", "tenant", "19:c", "a1", "wren")
+    await repo.set_session(conv.id, "sess-1")
+    recorded = await repo.record_question("teams:a1:m1", "teams", "tenant", "19:c", "a1", "textql", "q", "29:u")
+    assert recorded is not None
+    kept, run = recorded
+    assert (kept.id, kept.backend, kept.session_id) == (conv.id, "wren", "sess-1")
+    assert (run.backend, run.session_id, run.status) == ("wren", "sess-1", "queued")
+    # an id collision inside the transaction must not abort it (PostgreSQL would, on an error)
+    ids = iter([run.id, "dddddddddddd"])
+    colliding = Repository(repo.engine, new_id=lambda: next(ids))
+    second = await colliding.record_question("teams:a1:m2", "teams", "tenant", "19:c", "a1", "wren", "q2", "29:u")
+    assert second is not None and second[1].id == "dddddddddddd"
+    assert (await repo.get_run(run.id)).question == "q"
+
+
+async def test_record_question_is_all_or_nothing(repo: Repository) -> None:
+    """A failure after the claim and the new conversation takes both back with it."""
+    taken = await repo.record_question("k0", "slack", "T1", "C1", "8.0", "wren", "q", "U1")
+    assert taken is not None
+    ids = iter([taken[1].id])  # a colliding id, then none left
+
+    def next_id() -> str:
+        for run_id in ids:
+            return run_id
+        raise RuntimeError("no id today")
+
+    with pytest.raises(RuntimeError):
+        await Repository(repo.engine, new_id=next_id).record_question(
+            "k-fail", "slack", "T1", "C1", "8.1", "wren", "q", "U1")
+    assert await repo.get_conversation("slack", "T1", "C1", "8.1") is None
+    assert await repo.claim_event("k-fail") is True  # the claim was rolled back with the rest
+
+
+async def test_a_burst_of_200_questions_all_end_answered(repo: Repository, repo2: Repository) -> None:
+    """The SQLite burst of tests/unit/test_storage_burst.py, on two replicas sharing PostgreSQL."""
+    from tests.unit.storage_burst import assert_all_answered, burst
+
+    result = await burst([repo, repo2])
+    await assert_all_answered(repo, result)

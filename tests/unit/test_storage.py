@@ -7,6 +7,7 @@ same file, which is what two processes sharing the embedded database look like.
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage import Repository, create_engine, normalize_url, upgrade, upgrade_sync
+from storage.engine import create_sqlite_sync_engine
 from storage.migrate import make_config
 from storage.models import Base
 
@@ -108,11 +110,70 @@ def test_alembic_cli_path_upgrade_downgrade(tmp_path: Path) -> None:
     command.upgrade(config, "head")
 
 
-async def test_sqlite_connection_settings(repo: Repository) -> None:
+async def test_sqlite_connection_settings(repo: Repository, db_url: str) -> None:
     async with repo.engine.connect() as conn:
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
         assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one() == 5000
+        assert (await conn.execute(text("PRAGMA synchronous"))).scalar_one() == 1  # NORMAL
+    # the blocking engines the repository's threads use get the same settings
+    engine = create_sqlite_sync_engine(db_url, connections=1)
+    try:
+        with engine.connect() as conn:
+            settings = [conn.execute(text(f"PRAGMA {name}")).scalar_one()
+                        for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")]
+            assert settings == ["wal", 1, 5000, 1]
+    finally:
+        engine.dispose()
+
+
+def test_a_transaction_holds_the_write_lock_from_its_start(db_url: str) -> None:
+    """BEGIN IMMEDIATE: a transaction that reads, then writes, never upgrades a read lock.
+
+    With a deferred BEGIN the read takes a snapshot; another connection then commits, and the
+    write fails at once with "database is locked" whatever the busy timeout.
+    """
+    upgrade_sync(db_url)
+    first = create_sqlite_sync_engine(db_url, connections=1)
+    second = create_sqlite_sync_engine(db_url, connections=1)
+    now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    insert = text("INSERT INTO events (key, created_at) VALUES (:key, :at)")
+    other_done = threading.Event()
+
+    def other_writer() -> None:
+        with second.begin() as conn:
+            conn.execute(insert, {"key": "other", "at": now})
+        other_done.set()
+
+    try:
+        with first.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 0
+            thread = threading.Thread(target=other_writer)
+            thread.start()
+            assert not other_done.wait(0.3)  # the other writer waits for this transaction
+            conn.execute(insert, {"key": "first", "at": now})
+        thread.join(5)
+        assert other_done.is_set()
+        with first.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 2
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+async def test_reads_run_beside_a_writer(repo: Repository, db_url: str) -> None:
+    """The repository's reads take no lock: a write transaction held open elsewhere (another
+    process, say) does not hold them up."""
+    await repo.ensure_conversation("slack", "T1", "C1", "1.1", "wren")
+    other = create_sqlite_sync_engine(db_url, connections=1)
+    try:
+        with other.begin() as conn:
+            conn.execute(text("UPDATE conversations SET session_id = 'held'"))
+            found = await asyncio.wait_for(repo.get_conversation("slack", "T1", "C1", "1.1"), 1)
+            assert found is not None and found.session_id is None  # the last committed state
+            assert len(await asyncio.wait_for(repo.running_runs(), 1)) == 0
+    finally:
+        other.dispose()
 
 
 async def test_ping(repo: Repository, tmp_path: Path) -> None:
@@ -234,7 +295,10 @@ async def test_create_run_needs_existing_conversation_and_retries_id_collision(
     first = await repo.create_run(conv, "q1", "U1")
     ids = iter([first.id, "bbbbbbbbbbbb"])
     colliding = Repository(repo.engine, new_id=lambda: next(ids))
-    second = await colliding.create_run(conv, "q2", "U1")
+    try:
+        second = await colliding.create_run(conv, "q2", "U1")
+    finally:
+        await colliding.close()
     assert second.id == "bbbbbbbbbbbb"
 
     ghost = type(conv)(**{**conv.__dict__, "id": 999})
@@ -355,3 +419,143 @@ async def test_a_run_stuck_running_past_the_limit_does_not_block(repo: Repositor
     waiting = await repo.create_run(conv, "next", "U1")
     assert await repo.start_run(waiting.id, stale_after=timedelta(hours=1)) is None
     assert await repo.start_run(waiting.id, stale_after=timedelta(seconds=0)) is not None
+
+
+async def test_a_cancelled_call_still_runs_to_its_end(repo: Repository, db_url: str) -> None:
+    """A stop or shutdown may cancel the caller; the write it asked for still happens."""
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "7.0", "wren")
+    run = await repo.create_run(conv, "q", "U1", status="running")
+    other = create_sqlite_sync_engine(db_url, connections=1)
+    try:
+        with other.begin():  # another process holds the write lock: our writes queue meanwhile
+            first = asyncio.create_task(repo.set_feedback(run.id, "good", "U1"))
+            call = asyncio.create_task(repo.finish_run(run.id, "stopped", stopped_by="U2"))
+            await asyncio.sleep(0.1)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        await first
+        await repo.set_feedback(run.id, "bad", "U1")  # queued behind the cancelled call
+    finally:
+        other.dispose()
+    stored = await repo.get_run(run.id)
+    assert stored is not None and (stored.status, stored.stopped_by) == ("stopped", "U2")
+
+
+async def test_taking_in_a_question_goes_before_other_writes(repo: Repository, db_url: str) -> None:
+    """The placeholder waits for the intake write: it must not queue behind a burst of others."""
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "7.5", "wren")
+    run = await repo.create_run(conv, "q", "U1")
+    done: list[str] = []
+
+    async def note(name: str, call) -> None:
+        await call
+        done.append(name)
+
+    other = create_sqlite_sync_engine(db_url, connections=1)
+    try:
+        with other.begin():  # hold the writer up while the queue fills
+            tasks = [asyncio.create_task(note(f"update {i}", repo.update_run(run.id, reply_ts=str(i))))
+                     for i in range(10)]
+            await asyncio.sleep(0.1)
+            tasks.append(asyncio.create_task(note("claim", repo.claim_event("slack:msg:C1:7.6"))))
+            tasks.append(asyncio.create_task(note("record", repo.record_question(
+                "slack:msg:C1:7.7", "slack", "T1", "C1", "7.7", "wren", "q", "U1"))))
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*tasks)
+    finally:
+        other.dispose()
+    # the first update was already waiting for the lock; the intake writes come right after it
+    assert done[:3] == ["update 0", "claim", "record"], done
+
+
+# -- batched intake ---------------------------------------------------------------------------
+
+
+async def test_record_question_claims_creates_and_queues_in_one_go(repo: Repository) -> None:
+    recorded = await repo.record_question("slack:msg:C1:1.1", "slack", "T1", "C1", "1.1", "wren",
+                                          "How many orders?", "U1")
+    assert recorded is not None
+    conv, run = recorded
+    assert (conv.platform, conv.workspace, conv.channel, conv.thread, conv.backend, conv.session_id) == (
+        "slack", "T1", "C1", "1.1", "wren", None)
+    assert await repo.get_conversation("slack", "T1", "C1", "1.1") == conv
+    assert run.status == "queued" and run.started_at is None and len(run.id) == 12
+    assert (run.conversation_id, run.question, run.asker, run.backend) == (conv.id, "How many orders?", "U1", "wren")
+    assert await repo.get_run(run.id) == run
+    assert await repo.claim_event("slack:msg:C1:1.1") is False  # the key is taken
+    # a follow-up in the same thread joins its conversation
+    again = await repo.record_question("slack:msg:C1:1.2", "slack", "T1", "C1", "1.1", "wren", "And?", "U1")
+    assert again is not None and again[0] == conv and again[1].id != run.id
+    with pytest.raises(ValueError):
+        await repo.record_question("", "slack", "T1", "C1", "1.1", "wren", "q", "U1")
+
+
+async def test_record_question_writes_nothing_for_a_claimed_key(repo: Repository) -> None:
+    assert await repo.claim_event("slack:msg:C1:2.1") is True
+    assert await repo.record_question("slack:msg:C1:2.1", "slack", "T1", "C1", "2.1", "wren", "q", "U1") is None
+    first = await repo.record_question("slack:msg:C1:3.1", "slack", "T1", "C1", "3.1", "wren", "q", "U1")
+    assert first is not None
+    # a retry of the same event, even one that names another thread, adds nothing anywhere
+    assert await repo.record_question("slack:msg:C1:3.1", "slack", "T1", "C1", "3.1", "wren", "q", "U1") is None
+    assert await repo.record_question("slack:msg:C1:3.1", "slack", "T1", "C9", "9.9", "wren", "q", "U1") is None
+    assert await repo.get_conversation("slack", "T1", "C1", "2.1") is None
+    assert await repo.get_conversation("slack", "T1", "C9", "9.9") is None
+    assert [r.id for r in await repo.running_runs()] == [first[1].id]
+
+
+async def test_record_question_keeps_an_existing_conversation(repo: Repository) -> None:
+    conv = await repo.ensure_conversation("slack", "T1", "C1", "4.1", "wren")
+    await repo.set_session(conv.id, "sess-1")
+    recorded = await repo.record_question("slack:msg:C1:4.2", "slack", "T1", "C1", "4.1", "textql", "q", "U2")
+    assert recorded is not None
+    kept, run = recorded
+    assert (kept.id, kept.backend, kept.session_id) == (conv.id, "wren", "sess-1")
+    assert (run.backend, run.session_id, run.conversation_id) == ("wren", "sess-1", conv.id)
+
+
+async def test_record_question_retries_a_taken_run_id(repo: Repository) -> None:
+    recorded = await repo.record_question("k1", "slack", "T1", "C1", "5.1", "wren", "q1", "U1")
+    assert recorded is not None
+    ids = iter([recorded[1].id, "cccccccccccc"])
+    colliding = Repository(repo.engine, new_id=lambda: next(ids))
+    try:
+        second = await colliding.record_question("k2", "slack", "T1", "C1", "5.1", "wren", "q2", "U1")
+    finally:
+        await colliding.close()
+    assert second is not None and second[1].id == "cccccccccccc"
+    assert (await repo.get_run(recorded[1].id)).question == "q1"  # the taken id kept its run
+
+
+async def test_record_question_is_all_or_nothing(repo: Repository) -> None:
+    """A failure after the claim and the new conversation takes both back with it."""
+    taken = await repo.record_question("k0", "slack", "T1", "C1", "8.0", "wren", "q", "U1")
+    assert taken is not None
+    ids = iter([taken[1].id])  # a colliding id, then none left
+
+    def next_id() -> str:
+        for run_id in ids:
+            return run_id
+        raise RuntimeError("no id today")
+
+    failing = Repository(repo.engine, new_id=next_id)
+    try:
+        with pytest.raises(RuntimeError):
+            await failing.record_question("k-fail", "slack", "T1", "C1", "8.1", "wren", "q", "U1")
+    finally:
+        await failing.close()
+    assert await repo.get_conversation("slack", "T1", "C1", "8.1") is None
+    assert await repo.claim_event("k-fail") is True  # the claim was rolled back with the rest
+
+
+async def test_record_question_concurrently_across_repositories(repo: Repository, repo2: Repository) -> None:
+    keys = [f"slack:msg:C1:{i}" for i in range(15)]
+    attempts = [r.record_question(k, "slack", "T1", "C1", "6.1", "wren", k, "U1")
+                for k in keys for r in (repo, repo2, repo, repo2)]
+    results = await asyncio.gather(*attempts)
+    wins = [sum(r is not None for r in results[i * 4:(i + 1) * 4]) for i in range(len(keys))]
+    assert wins == [1] * len(keys)  # one run per event
+    conversations = {r[0].id for r in results if r is not None}
+    assert len(conversations) == 1  # every key asked in the same new thread: one conversation
+    runs = await repo.running_runs()
+    assert sorted(r.question for r in runs) == sorted(keys)

@@ -76,12 +76,21 @@ class Relay:
         self._platforms[name] = factory
 
     # -- asking --------------------------------------------------------------------------
-    async def ask(self, question: Question) -> str:
-        """Record the question and start its run in the background; return the run id."""
+    async def ask(self, question: Question) -> str | None:
+        """Record the question and start its run in the background; return the run id, or None
+        when its event was handled before (a retry, or a redelivery to another replica)."""
         ref = question.ref
-        conv = await self.repo.ensure_conversation(ref.platform, ref.workspace, ref.channel,
-                                                   ref.thread, self.backend.name)
-        record = await self.repo.create_run(conv, question.text, question.asker)
+        if question.event_key is not None:
+            recorded = await self.repo.record_question(
+                question.event_key, ref.platform, ref.workspace, ref.channel, ref.thread,
+                self.backend.name, question.text, question.asker)
+            if recorded is None:
+                return None
+            _, record = recorded
+        else:
+            conv = await self.repo.ensure_conversation(ref.platform, ref.workspace, ref.channel,
+                                                       ref.thread, self.backend.name)
+            record = await self.repo.create_run(conv, question.text, question.asker)
         sink = self._platforms[ref.platform].for_question(ref, question.asker)
         live = LiveRun(run_id=record.id, ref=ref, asker=question.asker, question=question.text,
                        sink=sink)

@@ -29,3 +29,6 @@ class Question:
     text: str
     asker: str  # platform user id
     is_admin: bool = False
+    # the inbound event's key in the event ledger: claimed in the same transaction that records
+    # the question, so a duplicate delivery writes nothing and starts nothing
+    event_key: str | None = None

@@ -54,9 +54,11 @@ class TeamsAgent(ActivityHandler):
         if not self._tenant_allowed(tenant_of(activity)):
             return
         msg = parse_message(activity)
-        if msg.event_key and not await self.repo.claim_event(msg.event_key):
-            self.metrics.duplicates.labels(PLATFORM).inc()
-            log.info("teams: activity %s was already handled", activity.id)
+        is_question = (msg.action is None and msg.command not in ("stop", "history", "help")
+                       and bool(msg.text))
+        # a question's claim is stored in one transaction with its run (relay.ask)
+        if not is_question and msg.event_key and not await self.repo.claim_event(msg.event_key):
+            self._duplicate(activity.id)
             return
         self.names.remember(msg.user_id, msg.user_name)
         target = ReplyTarget.from_activity(activity, turn_context.identity)
@@ -74,7 +76,14 @@ class TeamsAgent(ActivityHandler):
         else:
             self.metrics.events.labels(PLATFORM, msg.conversation_type).inc()
             with self.targets.answering(msg.ref, target):
-                await self.relay.ask(Question(ref=msg.ref, text=msg.text, asker=msg.user_id))
+                run_id = await self.relay.ask(Question(ref=msg.ref, text=msg.text,
+                                                       asker=msg.user_id, event_key=msg.event_key))
+            if run_id is None:
+                self._duplicate(activity.id)
+
+    def _duplicate(self, activity_id: str | None) -> None:
+        self.metrics.duplicates.labels(PLATFORM).inc()
+        log.info("teams: activity %s was already handled", activity_id)
 
     async def on_members_added_activity(self, members_added: list[ChannelAccount],
                                         turn_context: TurnContext) -> None:

@@ -72,12 +72,17 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 async def _handle_message(deps: SlackDeps, event: dict[str, Any], context: AsyncBoltContext,
                           client: AsyncWebClient) -> None:
     channel, ts, user = event["channel"], event["ts"], event.get("user", "")
-    if not await deps.repo.claim_event(f"slack:msg:{channel}:{ts}"):
-        deps.metrics.duplicates.labels(PLATFORM).inc()
-        return
+    key = f"slack:msg:{channel}:{ts}"
     thread = event.get("thread_ts") or ts
     ref = ThreadRef(PLATFORM, context.team_id or event.get("team") or "", channel, thread)
     text = strip_mentions(event.get("text", ""))
+    if text and not is_stop(text):  # a question: its claim is stored together with the run
+        if await deps.relay.ask(Question(ref=ref, text=text, asker=user, event_key=key)) is None:
+            deps.metrics.duplicates.labels(PLATFORM).inc()
+        return
+    if not await deps.repo.claim_event(key):
+        deps.metrics.duplicates.labels(PLATFORM).inc()
+        return
     if is_stop(text):
         runs = deps.relay.runs_in_thread(ref)
         if not runs:
@@ -87,7 +92,4 @@ async def _handle_message(deps: SlackDeps, event: dict[str, Any], context: Async
             if message:
                 await tell(client, channel, user, message, thread)
         return
-    if not text:
-        await client.chat_postMessage(channel=channel, thread_ts=thread, text=HELP_TEXT)
-        return
-    await deps.relay.ask(Question(ref=ref, text=text, asker=user))
+    await client.chat_postMessage(channel=channel, thread_ts=thread, text=HELP_TEXT)

@@ -148,6 +148,16 @@ class SlackBot:
         await self.finished.wait_for(lambda: len(self.finished.of_thread(thread_ts)) >= count, timeout)
         return self.finished.of_thread(thread_ts)
 
+    async def dropped_duplicates(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until the bot has recognised ``count`` deliveries as duplicates and dropped them
+        (so "it was answered once" is checked after the duplicates were handled, not before)."""
+        counter = self.service.metrics.duplicates.labels("slack")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while counter._value.get() < count:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{counter._value.get()} of {count} duplicates dropped")
+            await asyncio.sleep(0.01)
+
     async def settled(self) -> None:
         """Wait for the replies' background work (retiring placeholders, clearing statuses)."""
         assert self.service.slack is not None

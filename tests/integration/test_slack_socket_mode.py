@@ -21,6 +21,7 @@ async def test_socket_mode_event_is_acked_and_answered_once(start_bot, fake_wren
     # Slack redelivers over the socket when it thinks the ack was late
     await bot.slack.push_envelope("events_api", payload, envelope_id="env-2", retry_attempt=1)
     [answer] = await bot.wait_finished(ts)
+    await bot.dropped_duplicates(1)
     assert answer.outcome.value == "done"
     assert len(fake_wren.requests_to("/api/v1/ask")) == 1
     assert bot.slack.calls_to("apps.connections.open")

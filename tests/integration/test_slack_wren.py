@@ -60,7 +60,10 @@ async def test_redelivered_event_and_mention_message_pair_answer_once(wren_bot: 
     await wren_bot.send_event(event, event_id="EvRETRY", retry_num=1)
     await wren_bot.message(event["text"], ts=event["ts"])
     await wren_bot.wait_finished(event["ts"])
+    await wren_bot.dropped_duplicates(1)  # the retry; the message twin is not even considered
     assert len(fake_wren.requests_to("/api/v1/ask")) == 1
+    runs = await wren_bot.service.repo.list_runs("slack", "T1", channel=CHANNEL)
+    assert len(runs) == 1
     assert len([m for m in wren_bot.bot_replies(event["ts"]) if not m.files]) == 1
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from adapters.http import LONG_REQUESTS
 from adapters.wren.settings import WrenSettings
 
 ASK_PATH = "/ask"
@@ -223,6 +224,7 @@ class WrenClient:
             headers=headers,
             timeout=self._timeout(settings.request_timeout),
             transport=transport,
+            limits=LONG_REQUESTS,
         )
 
     def _timeout(self, total: float) -> httpx.Timeout:

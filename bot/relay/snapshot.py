@@ -1,6 +1,10 @@
-"""Answer ↔ JSON for the runs table (the final answer snapshot) and for history views.
+"""Answer → JSON for the runs table (the final answer snapshot) and for history views.
 
-PNG bytes are left out (they were uploaded to the chat); everything else round-trips.
+PNG bytes are left out (they were uploaded to the chat), and so are a chart spec's inline data
+rows: a Wren chart carries up to thousands of them, turning them into JSON on the event loop
+stalled every other run for tens of milliseconds, and the rows are the warehouse's data, not the
+answer's. The spec's shape (mark, encodings, title) is kept; ``data_rows`` says how many rows
+there were.
 """
 
 from __future__ import annotations
@@ -30,8 +34,38 @@ def _part(part: Part) -> dict[str, Any]:
         if f.name == "png":
             out["has_png"] = value is not None
             continue
+        if f.name == "vega_spec" and isinstance(value, dict):
+            out[f.name], out["data_rows"] = _without_data(value)
+            continue
         out[f.name] = _plain(value)
     return out
+
+
+def _without_data(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The spec's top level without inline data, and how many rows that data had."""
+    rows = 0
+    kept: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key in ("data", "datasets"):
+            rows += _count_rows(value)
+            continue
+        if key == "layer" and isinstance(value, list):
+            kept[key] = [_without_data(v)[0] if isinstance(v, dict) else v for v in value]
+            rows += sum(_count_rows(v.get("data")) for v in value if isinstance(v, dict))
+            continue
+        kept[key] = _plain(value)
+    return kept, rows
+
+
+def _count_rows(data: Any) -> int:
+    if isinstance(data, dict):
+        values = data.get("values")
+        if isinstance(values, list):
+            return len(values)
+        return sum(_count_rows(v) for v in data.values() if isinstance(v, (dict, list)))
+    if isinstance(data, list):
+        return len(data)
+    return 0
 
 
 def _plain(value: Any) -> Any:

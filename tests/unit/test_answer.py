@@ -40,6 +40,18 @@ def test_snapshot_leaves_png_bytes_out() -> None:
     assert d["parts"][0]["kind"] == "chart"
 
 
+def test_snapshot_keeps_a_chart_spec_without_its_data_rows() -> None:
+    rows = [{"state": f"S{i}", "revenue": i} for i in range(1000)]
+    spec = {"mark": "bar", "title": "Revenue", "data": {"values": rows},
+            "encoding": {"x": {"field": "state"}, "y": {"field": "revenue"}}}
+    d = answer_to_dict(Answer().upsert(ChartPart("c", vega_spec=spec)))
+    part = d["parts"][0]
+    assert part["vega_spec"] == {"mark": "bar", "title": "Revenue",
+                                 "encoding": {"x": {"field": "state"}, "y": {"field": "revenue"}}}
+    assert part["data_rows"] == 1000
+    assert "S999" not in str(d)
+
+
 def test_unescape_literal() -> None:
     assert unescape_literal("a\\nb \\\"q\\\" S\\u00e3o") == 'a\nb "q" São'
     assert unescape_literal("plain") == "plain"

@@ -29,21 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.charts import ChartRenderer, prepare_spec, render_png_sync
-from tests.fakes.wren import enhance_vega_spec
+from tests.fakes.wren import bar_chart_spec as wren_bar_spec
 
 ROWS = (1000, 2000)
 AT_ONCE = 3
 ROUNDS = 2
 TICK = 0.005
 SCALE = 2.0  # production CHART_SCALE
-
-
-def wren_bar_spec(rows: int, title: str = "Revenue by store") -> dict[str, Any]:
-    llm = {"title": title, "mark": {"type": "bar"},
-           "encoding": {"x": {"field": "store", "type": "nominal", "title": "Store"},
-                        "y": {"field": "revenue", "type": "quantitative", "title": "Revenue"}}}
-    data = [{"store": f"store-{i:04d}", "revenue": (i * 7919) % 10_000 + 100} for i in range(rows)]
-    return enhance_vega_spec(llm, data)
 
 
 def pick(values: list[float], q: float) -> float:

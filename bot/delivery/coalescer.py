@@ -54,11 +54,6 @@ class Coalescer(Generic[S]):
         """Count an edit made outside the coalescer (the placeholder post) for pacing."""
         self._last_sent = time.monotonic()
 
-    @property
-    def pending(self) -> S | None:
-        """The newest snapshot not yet shown, if any."""
-        return self._latest if self._dirty.is_set() else None
-
     async def _run(self) -> None:
         next_try = 0.0
         while not self._closed:

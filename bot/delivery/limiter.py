@@ -78,7 +78,6 @@ class Limiter:
         self._held_until = 0.0
         self._last_progress = -math.inf
         self._timer: asyncio.TimerHandle | None = None
-        self.granted = 0
 
     # -- admission -------------------------------------------------------------------------
     async def acquire(self, priority: Priority, *, timeout: float | None = None) -> float:
@@ -198,7 +197,6 @@ class Limiter:
             stamp = math.nextafter(stamp, math.inf)
         bisect.insort(self._stamps, stamp)
         self._in_flight.append(stamp)
-        self.granted += 1
         return stamp
 
     def _trim(self, now: float) -> None:

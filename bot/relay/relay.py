@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from adapters.answer import (
     Answer, ChartPart, ErrorPart, Finished, Outcome, PartUpsert, SessionAssigned, StatusPart,
@@ -135,13 +135,16 @@ class Relay:
 
     async def _record_placement(self, live: LiveRun) -> None:
         receipt = await live.sink.placed()
-        if receipt is None:
-            return
+        if receipt is not None:
+            await self._remember_reply(live, receipt, "the placeholder")
+
+    async def _remember_reply(self, live: LiveRun, receipt: Receipt, what: str) -> None:
+        """Store where the run's reply is (buttons, history links and restarts look it up)."""
         try:
             await self.repo.update_run(live.run_id, reply_channel=receipt.channel,
                                        reply_ts=receipt.message_id)
         except Exception:
-            log.exception("run %s: could not record where the placeholder is", live.run_id)
+            log.exception("run %s: could not record where %s is", live.run_id, what)
 
     async def _answer(self, live: LiveRun, *, resume: RunRecord | None) -> None:
         """Ask (or re-attach to) the backend and finish the run."""
@@ -326,13 +329,8 @@ class Relay:
         """Remember where the answer went when it is not in the placeholder (posted anew)."""
         if live.placing is not None:
             await asyncio.gather(live.placing, return_exceptions=True)
-        if receipt is None or not receipt.moved:
-            return
-        try:
-            await self.repo.update_run(live.run_id, reply_channel=receipt.channel,
-                                       reply_ts=receipt.message_id)
-        except Exception:
-            log.exception("run %s: could not record where the answer went", live.run_id)
+        if receipt is not None and receipt.moved:
+            await self._remember_reply(live, receipt, "the answer")
 
     # -- stopping ------------------------------------------------------------------------
     async def stop(self, run_id: str, by: str, *, is_admin: bool = False) -> StopResult:

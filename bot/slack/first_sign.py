@@ -35,7 +35,6 @@ class FirstSign:
         self._client = client
         self._tasks = tasks
         self._shown: dict[tuple[str, str, str], float] = {}
-        self.sent = 0
 
     def on_event(self, payload: dict[str, Any]) -> None:
         """Called by intake for each acknowledged Events API payload, before it is handled."""
@@ -62,7 +61,6 @@ class FirstSign:
                 await self._client.for_workspace(team).assistant_threads_setStatus(
                     channel_id=channel, thread_ts=thread, status=WORKING,
                     loading_messages=[QUESTION_RECEIVED])
-            self.sent += 1
         except SlackApiError as exc:  # no scope, not allowed: the placeholder follows anyway
             log.debug("first status for %s not set: %s", thread, exc.response.get("error"))
         except Exception as exc:  # network trouble: not worth more than a log line

@@ -59,7 +59,6 @@ class EventIntake:
         self._size = max(1, workers)
         self._on_event = on_event
         self._last_request = 0.0
-        self.acked = 0
 
     # -- HTTP ------------------------------------------------------------------------------
     async def handle_http(self, request: web.Request) -> web.Response:
@@ -89,7 +88,6 @@ class EventIntake:
         self._last_request = time.monotonic()
 
     def enqueue(self, payload: dict[str, Any], request: AsyncBoltRequest) -> None:
-        self.acked += 1
         self._queue.put_nowait((payload, request))
         if not self._workers:
             self._workers = [asyncio.create_task(self._work(), name=f"slack-intake-{i}")

@@ -64,10 +64,6 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
     def channel(self) -> str:
         return self.ref.channel
 
-    @property
-    def reply_ts(self) -> str | None:
-        return self.reply_id
-
     # -- hooks ---------------------------------------------------------------------------
     def _on_open(self, answer: Answer, *, waiting: bool) -> None:
         shown = self.first_sign is not None and self.first_sign.shown(

@@ -44,11 +44,6 @@ class ThreadStatus:
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
         self._broken = False  # the workspace refuses statuses (no scope, not allowed): stop trying
-        self.sent = 0
-
-    @property
-    def active(self) -> bool:
-        return self._shown is not None
 
     def show(self, step: str) -> None:
         """Show ``step`` (e.g. "Writing SQL…") under the thread as soon as the limit allows."""
@@ -95,7 +90,6 @@ class ThreadStatus:
                 await self._client.assistant_threads_setStatus(
                     channel_id=self._channel, thread_ts=self._thread, status=status,
                     loading_messages=loading or None)
-            self.sent += 1
             return True
         except SlackApiError as exc:
             error = exc.response.get("error", "")

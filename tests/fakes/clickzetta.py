@@ -391,15 +391,21 @@ class FakeClickZetta:
             return self._refuse("questionId does not exist", "404")
         self.poll_count += 1
         question.polls += 1
-        held = (self._hold_at is not None and question.step >= self._hold_at
-                and self._released is not None and not self._released.is_set())
         if question.stopped and not self.ignore_stop:
             if not question.finished:
                 question.items.append({"id": str(question.question_id * 100 + 99), "dataType": "finish_stop",
                                        "message": "Analysis stopped by user"})
-        elif not question.finished and not held and question.step < len(question.script):
-            question.advance()
+        elif not question.finished:
+            self._progress(question)
         return self._ok({"responses": copy.deepcopy(question.items)})
+
+    def _progress(self, question: FakeQuestion) -> None:
+        """How far an analysis gets at a poll: one more step, unless held (a subclass may pace it
+        differently, e.g. by the clock)."""
+        held = (self._hold_at is not None and question.step >= self._hold_at
+                and self._released is not None and not self._released.is_set())
+        if not held and question.step < len(question.script):
+            question.advance()
 
     async def _stop(self, request: web.Request) -> web.Response:
         rec, answer = await self._admit(request, "stop")

@@ -118,6 +118,16 @@ _VEGA_CONFIG: dict[str, Any] = {
 }
 
 
+def bar_chart_spec(rows: int, title: str = "Revenue by store") -> dict[str, Any]:
+    """A bar chart exactly as ``/generate_vega_chart`` shapes it (hover params, a colour per
+    bar, ``width: "container"``), with ``rows`` bars: what charts and benchmarks render."""
+    llm = {"title": title, "mark": {"type": "bar"},
+           "encoding": {"x": {"field": "store", "type": "nominal", "title": "Store"},
+                        "y": {"field": "revenue", "type": "quantitative", "title": "Revenue"}}}
+    data = [{"store": f"store-{i:04d}", "revenue": (i * 7919) % 10_000 + 100} for i in range(rows)]
+    return enhance_vega_spec(llm, data)
+
+
 def enhance_vega_spec(llm_spec: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What the server does to the LLM's chart schema before answering (keys absent in JS stay absent)."""
     spec = copy.deepcopy(llm_spec)

@@ -79,9 +79,7 @@ class SlackBot:
 
     async def send_event(self, event: dict[str, Any], *, event_id: str | None = None,
                          retry_num: int | None = None, secret: str = SIGNING_SECRET) -> Any:
-        envelope = {"token": "legacy", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
-                    "event_id": event_id or f"Ev{event.get('ts', time.time())}{event['type']}",
-                    "event_time": int(time.time()), "event": event}
+        envelope = event_callback(event, event_id)
         headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} \
             if retry_num else None
         return await self.post_signed(json.dumps(envelope), "application/json", secret=secret,
@@ -90,8 +88,7 @@ class SlackBot:
     async def mention(self, text: str, *, channel: str = CHANNEL, user: str = USER,
                       thread_ts: str | None = None, ts: str | None = None, **kw: Any) -> dict[str, Any]:
         ts = ts or self.next_ts()
-        event = {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "ts": ts,
-                 "channel": channel, "event_ts": ts, "team": TEAM}
+        event = mention_event(text, ts, channel=channel, user=user)
         if thread_ts:
             event["thread_ts"] = thread_ts
         resp = await self.send_event(event, **kw)
@@ -162,6 +159,18 @@ class SlackBot:
         """Wait for the replies' background work (retiring placeholders, clearing statuses)."""
         assert self.service.slack is not None
         await self.service.slack.sinks.tasks.wait()
+
+
+def event_callback(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """The Events API envelope Slack wraps ``event`` in (HTTP body or Socket Mode payload)."""
+    return {"token": "legacy", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+            "event_id": event_id or f"Ev{event.get('ts', time.time())}{event['type']}",
+            "event_time": int(time.time()), "event": event}
+
+
+def mention_event(text: str, ts: str, *, channel: str = CHANNEL, user: str = USER) -> dict[str, Any]:
+    return {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "ts": ts,
+            "channel": channel, "event_ts": ts, "team": TEAM}
 
 
 class FinishedRuns:
@@ -242,11 +251,13 @@ BotFactory = Callable[..., Any]
 
 @pytest.fixture
 async def start_bot(tmp_path: Any, fake_slack: FakeSlack) -> AsyncIterator[BotFactory]:
-    """``await start_bot(BACKEND=..., ...)`` → a running SlackBot; all are closed at the end."""
+    """``await start_bot(BACKEND=..., ...)`` → a running SlackBot; all are closed at the end.
+    ``slack=`` points it at another fake Slack than the default one (stricter limits)."""
     started: list[TestClient] = []
 
-    async def start(**overrides: Any) -> SlackBot:
-        settings = fast_settings(tmp_path, fake_slack.base_url, **overrides)
+    async def start(*, slack: FakeSlack | None = None, **overrides: Any) -> SlackBot:
+        slack = slack or fake_slack
+        settings = fast_settings(tmp_path, slack.base_url, **overrides)
         service = Service(settings)
         client = TestClient(TestServer(service.web_app()))
         await client.start_server()
@@ -254,7 +265,7 @@ async def start_bot(tmp_path: Any, fake_slack: FakeSlack) -> AsyncIterator[BotFa
         finished = FinishedRuns()
         assert service.relay is not None
         service.relay.on_finish.append(finished)
-        return SlackBot(client=client, slack=fake_slack, service=service, finished=finished)
+        return SlackBot(client=client, slack=slack, service=service, finished=finished)
 
     yield start
     for client in reversed(started):

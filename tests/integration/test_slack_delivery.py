@@ -32,32 +32,17 @@ async def strict_slack() -> FakeSlack:
 
 
 async def test_concurrent_runs_share_the_workspace_budget_without_429(
-        tmp_path, strict_slack: FakeSlack, fake_wren: FakeWren) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from bot.service import Service
-    from tests.integration.conftest import FinishedRuns, fast_settings
-
-    settings = fast_settings(tmp_path, strict_slack.base_url, BACKEND="wren",
-                             WREN_BASE_URL=fake_wren.base_url, WREN_API_KEY=fake_wren.api_key,
-                             SLACK_UPDATE_BUDGET=10, SLACK_BUDGET_WINDOW=3.0,
-                             SLACK_UPDATE_INTERVAL=0.0)
-    service = Service(settings)
-    client = TestClient(TestServer(service.web_app()))
-    await client.start_server()
-    finished = FinishedRuns()
-    service.relay.on_finish.append(finished)
-    bot = SlackBot(client=client, slack=strict_slack, service=service, finished=finished)
-    try:
-        events = [await bot.mention(f"question {i}") for i in range(6)]
-        await finished.wait_for(lambda: len(finished.items) == 6, timeout=30)
-        await bot.settled()
-        assert all(a.outcome.value == "done" for _, _, a in finished.items)
-        assert not [c for c in strict_slack.calls_to("chat.update") if c.status == 429]
-        for ev in events:
-            assert "SELECT" in blocks_text(bot.bot_replies(ev["ts"])[0].blocks)
-    finally:
-        await client.close()
+        start_bot, strict_slack: FakeSlack, fake_wren: FakeWren) -> None:
+    bot = await start_bot(slack=strict_slack, BACKEND="wren", WREN_BASE_URL=fake_wren.base_url,
+                          WREN_API_KEY=fake_wren.api_key, SLACK_UPDATE_BUDGET=10,
+                          SLACK_BUDGET_WINDOW=3.0, SLACK_UPDATE_INTERVAL=0.0)
+    events = [await bot.mention(f"question {i}") for i in range(6)]
+    await bot.finished.wait_for(lambda: len(bot.finished.items) == 6, timeout=30)
+    await bot.settled()
+    assert all(a.outcome.value == "done" for _, _, a in bot.finished.items)
+    assert not [c for c in strict_slack.calls_to("chat.update") if c.status == 429]
+    for ev in events:
+        assert "SELECT" in blocks_text(bot.bot_replies(ev["ts"])[0].blocks)
 
 
 async def test_final_rejected_by_slack_falls_back_to_plain_text(wren_bot: SlackBot) -> None:

@@ -37,14 +37,19 @@ async def stored_reply(bot: SlackBot, thread_ts: str) -> str | None:
     return run.reply_ts
 
 
-async def test_deleted_placeholder_gets_the_answer_as_a_new_message(start_bot, backend: BackendHarness) -> None:
+async def held_at_the_placeholder(start_bot: Any, backend: BackendHarness) -> tuple[Any, ...]:
+    """A bot whose question's placeholder is up while the backend holds the answer."""
     bot = await start_bot(**backend.settings())
     release = backend.hold()
     event = await bot.mention("revenue by state")
     await backend.wait_asked()
     await bot.slack.wait_for(lambda: bool(bot.bot_replies(event["ts"])))
     [placeholder] = bot.bot_replies(event["ts"])
-    placeholder.deleted = True  # someone deleted the bot's "working…" reply
+    return bot, event, placeholder, release
+
+
+async def answered_in_a_new_message(bot: SlackBot, event: dict[str, Any], backend: BackendHarness,
+                                    release: Any) -> None:
     release.set()
     [answer] = await bot.wait_finished(event["ts"])
     await settled(bot)
@@ -55,24 +60,18 @@ async def test_deleted_placeholder_gets_the_answer_as_a_new_message(start_bot, b
     assert await stored_reply(bot, event["ts"]) == shown[0].ts  # where the answer went
 
 
+async def test_deleted_placeholder_gets_the_answer_as_a_new_message(start_bot, backend: BackendHarness) -> None:
+    bot, event, placeholder, release = await held_at_the_placeholder(start_bot, backend)
+    placeholder.deleted = True  # someone deleted the bot's "working…" reply
+    await answered_in_a_new_message(bot, event, backend, release)
+
+
 async def test_final_edit_failing_every_time_is_posted_anew_and_the_placeholder_retired(
         start_bot, backend: BackendHarness) -> None:
-    bot = await start_bot(**backend.settings())
-    release = backend.hold()
-    event = await bot.mention("revenue by state")
-    await backend.wait_asked()
-    await bot.slack.wait_for(lambda: bool(bot.bot_replies(event["ts"])))
-    [placeholder] = bot.bot_replies(event["ts"])
+    bot, event, placeholder, release = await held_at_the_placeholder(start_bot, backend)
     bot.slack.fail_next("chat.update", error="service_unavailable", status=503, times=10_000)
-    release.set()
-    [answer] = await bot.wait_finished(event["ts"])
-    await settled(bot)
-    assert answer.outcome.value == "done"
-    shown = visible(bot, event["ts"])
+    await answered_in_a_new_message(bot, event, backend, release)
     assert placeholder.deleted  # edits never worked, so the placeholder was deleted instead
-    assert any(backend.answer_marker in blocks_text(m.blocks) for m in shown)
-    assert not any(working(m) for m in shown)
-    assert await stored_reply(bot, event["ts"]) == shown[0].ts
 
 
 async def test_placeholder_that_cannot_be_deleted_becomes_a_pointer(wren_bot: SlackBot,
@@ -120,41 +119,27 @@ async def strict_slack() -> FakeSlack:
         yield fake
 
 
-async def test_questions_at_once_in_one_channel_post_without_429(tmp_path, strict_slack: FakeSlack,
+async def test_questions_at_once_in_one_channel_post_without_429(start_bot, strict_slack: FakeSlack,
                                                                  fake_wren) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from bot.service import Service
-    from tests.integration.conftest import FinishedRuns, fast_settings
-
-    settings = fast_settings(tmp_path, strict_slack.base_url, BACKEND="wren",
-                             WREN_BASE_URL=fake_wren.base_url, WREN_API_KEY=fake_wren.api_key)
-    service = Service(settings)
-    client = TestClient(TestServer(service.web_app()))
-    await client.start_server()
-    finished = FinishedRuns()
-    service.relay.on_finish.append(finished)
-    bot = SlackBot(client=client, slack=strict_slack, service=service, finished=finished)
-    try:
-        gates = [fake_wren.hold_ask() for _ in range(4)]
-        events = [await bot.mention(f"question {i}") for i in range(4)]
-        await fake_wren.wait_for_request("/api/v1/ask", count=4)
-        # the first placeholder goes out at once; the others wait for the channel and show a
-        # status line meanwhile
-        await strict_slack.wait_for(lambda: all(strict_slack.status_lines.get((CHANNEL, e["ts"]))
-                                                for e in events[1:]))
-        for gate in gates:
-            gate.set()
-        await finished.wait_for(lambda: len(finished.items) == 4, timeout=20)
-        await service.slack.sinks.tasks.wait()
-        for event in events:
-            shown = bot.bot_replies(event["ts"])
-            assert any("SELECT" in blocks_text(m.blocks) for m in shown)
-            assert not any(working(m) for m in shown)
-        posts = [(round(c.at, 3), c.status) for c in strict_slack.calls if c.method == "chat.postMessage"]
-        assert not [c for c in strict_slack.calls if c.status == 429], posts
-    finally:
-        await client.close()
+    bot = await start_bot(slack=strict_slack, BACKEND="wren", WREN_BASE_URL=fake_wren.base_url,
+                          WREN_API_KEY=fake_wren.api_key)
+    gates = [fake_wren.hold_ask() for _ in range(4)]
+    events = [await bot.mention(f"question {i}") for i in range(4)]
+    await fake_wren.wait_for_request("/api/v1/ask", count=4)
+    # the first placeholder goes out at once; the others wait for the channel and show a status
+    # line meanwhile
+    await strict_slack.wait_for(lambda: all(strict_slack.status_lines.get((CHANNEL, e["ts"]))
+                                            for e in events[1:]))
+    for gate in gates:
+        gate.set()
+    await bot.finished.wait_for(lambda: len(bot.finished.items) == 4, timeout=20)
+    await settled(bot)
+    for event in events:
+        shown = bot.bot_replies(event["ts"])
+        assert any("SELECT" in blocks_text(m.blocks) for m in shown)
+        assert not any(working(m) for m in shown)
+    posts = [(round(c.at, 3), c.status) for c in strict_slack.calls if c.method == "chat.postMessage"]
+    assert not [c for c in strict_slack.calls if c.status == 429], posts
 
 
 async def test_progress_shows_as_a_status_line_when_edits_thin_out(wren_bot: SlackBot,

@@ -9,11 +9,10 @@ completes the question.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from tests.fakes.wren import FakeWren
-from tests.integration.conftest import CHANNEL, TEAM, USER, SlackBot
+from tests.integration.conftest import CHANNEL, USER, SlackBot, event_callback, mention_event
 
 
 def hold_storage(bot: SlackBot) -> asyncio.Event:
@@ -64,10 +63,7 @@ async def test_socket_mode_envelopes_are_acked_before_the_work(start_bot, fake_w
     slack_gate = bot.slack.hold("auth.test")
     storage_gate = hold_storage(bot)
     ts = bot.next_ts()
-    payload = {"token": "legacy", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
-               "event_id": "EvSOCKETACK", "event_time": int(time.time()),
-               "event": {"type": "app_mention", "user": USER, "text": "<@UBOT> socket question",
-                         "ts": ts, "channel": CHANNEL, "event_ts": ts, "team": TEAM}}
+    payload = event_callback(mention_event("socket question", ts), "EvSOCKETACK")
     await bot.slack.push_envelope("events_api", payload, envelope_id="env-ack")
     await bot.slack.wait_for(lambda: "env-ack" in bot.slack.socket_acks, timeout=2)
     assert not bot.bot_replies(ts)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import time
 
 from tests.fakes.wren import FakeWren
-from tests.integration.conftest import CHANNEL, TEAM, USER
+from tests.integration.conftest import event_callback, mention_event
 
 
 async def test_socket_mode_event_is_acked_and_answered_once(start_bot, fake_wren: FakeWren) -> None:
     bot = await start_bot(BACKEND="wren", WREN_BASE_URL=fake_wren.base_url,
                           WREN_API_KEY=fake_wren.api_key, SLACK_APP_TOKEN="xapp-1-test")
     ts = bot.next_ts()
-    payload = {"token": "legacy", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
-               "event_id": "EvSOCKET1", "event_time": int(time.time()),
-               "event": {"type": "app_mention", "user": USER, "text": "<@UBOT> socket question",
-                         "ts": ts, "channel": CHANNEL, "event_ts": ts, "team": TEAM}}
+    payload = event_callback(mention_event("socket question", ts), "EvSOCKET1")
     await bot.slack.push_envelope("events_api", payload, envelope_id="env-1")
     await bot.slack.wait_for(lambda: "env-1" in bot.slack.socket_acks)
     # Slack redelivers over the socket when it thinks the ack was late

@@ -219,21 +219,9 @@ async def test_record_question_keeps_an_existing_conversation_and_retries_a_take
 
 
 async def test_record_question_is_all_or_nothing(repo: Repository) -> None:
-    """A failure after the claim and the new conversation takes both back with it."""
-    taken = await repo.record_question("k0", "slack", "T1", "C1", "8.0", "wren", "q", "U1")
-    assert taken is not None
-    ids = iter([taken[1].id])  # a colliding id, then none left
+    from tests.unit.test_storage import record_question_is_all_or_nothing
 
-    def next_id() -> str:
-        for run_id in ids:
-            return run_id
-        raise RuntimeError("no id today")
-
-    with pytest.raises(RuntimeError):
-        await Repository(repo.engine, new_id=next_id).record_question(
-            "k-fail", "slack", "T1", "C1", "8.1", "wren", "q", "U1")
-    assert await repo.get_conversation("slack", "T1", "C1", "8.1") is None
-    assert await repo.claim_event("k-fail") is True  # the claim was rolled back with the rest
+    await record_question_is_all_or_nothing(repo)
 
 
 async def test_a_burst_of_200_questions_all_end_answered(repo: Repository, repo2: Repository) -> None:

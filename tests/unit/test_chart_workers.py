@@ -31,22 +31,13 @@ from bot.charts import ChartError, ChartRenderer, render_png_sync
 from bot.charts.frames import FrameDecoder, FrameError, encode_frame
 from bot.config import Settings
 from bot.service import Service
-from tests.fakes.wren import enhance_vega_spec
+from tests.fakes.wren import bar_chart_spec as wren_bar_spec
 from tests.unit.test_charts import BAR_ENC, line_spec, png_size
 
 # Refused by the worker's prepare_spec ("not inline") before vl-convert is involved.
 PROBE = {"data": {"url": "https://example.test/d.csv"}, "mark": "bar", "encoding": BAR_ENC}
 NOT_INLINE = "its data is not inline"
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def wren_bar_spec(rows: int, title: str = "Revenue by store") -> dict[str, Any]:
-    """A bar chart exactly as Wren's /generate_vega_chart shapes it, with ``rows`` bars."""
-    llm = {"title": title, "mark": {"type": "bar"},
-           "encoding": {"x": {"field": "store", "type": "nominal", "title": "Store"},
-                        "y": {"field": "revenue", "type": "quantitative", "title": "Revenue"}}}
-    data = [{"store": f"store-{i:04d}", "revenue": (i * 7919) % 10_000 + 100} for i in range(rows)]
-    return enhance_vega_spec(llm, data)
 
 
 # Workers of the module-scoped ``healthy_pool``: alive across tests, so not counted as leftovers.

@@ -528,7 +528,12 @@ async def test_record_question_retries_a_taken_run_id(repo: Repository) -> None:
 
 
 async def test_record_question_is_all_or_nothing(repo: Repository) -> None:
-    """A failure after the claim and the new conversation takes both back with it."""
+    await record_question_is_all_or_nothing(repo)
+
+
+async def record_question_is_all_or_nothing(repo: Repository) -> None:
+    """A failure after the claim and the new conversation takes both back with it (shared with
+    the PostgreSQL tests)."""
     taken = await repo.record_question("k0", "slack", "T1", "C1", "8.0", "wren", "q", "U1")
     assert taken is not None
     ids = iter([taken[1].id])  # a colliding id, then none left

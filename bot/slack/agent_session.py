@@ -5,13 +5,15 @@ comes back when it is pressed). The call is Tier 3, shared by every run in the w
 state is latest-wins: a worker sends the newest wanted status when the budget allows, under the
 housekeeping priority, and a run that finishes before its ``processing`` went out sends nothing
 at all. Best effort: apps not declared as agents get an error, and the Stop button in the reply
-still works for them.
+still works for them; after such a refusal the workspace is not asked again for an hour
+(:class:`Refusals`), so a busy workspace does not spend a Tier 3 call per run on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -21,11 +23,29 @@ from bot.delivery.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
+ASK_AGAIN_AFTER = 3600.0
+
+
+class Refusals:
+    """Workspaces that refused agent sessions lately."""
+
+    def __init__(self, ask_again_after: float = ASK_AGAIN_AFTER) -> None:
+        self._after = ask_again_after
+        self._until: dict[str, float] = {}
+
+    def refused(self, workspace: str) -> bool:
+        return self._until.get(workspace, 0.0) > time.monotonic()
+
+    def record(self, workspace: str) -> None:
+        self._until[workspace] = time.monotonic() + self._after
+
 
 class AgentSession:
-    def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str,
-                 tasks: BackgroundTasks) -> None:
+    def __init__(self, client: AsyncWebClient, workspace: str, channel: str, thread_ts: str,
+                 tasks: BackgroundTasks, refusals: Refusals) -> None:
         self._client = client
+        self._workspace = workspace
+        self._refusals = refusals
         self._channel = channel
         self._thread = thread_ts
         self._tasks = tasks
@@ -35,7 +55,7 @@ class AgentSession:
         self._disabled = False
 
     def want(self, status: str) -> None:
-        if self._disabled:
+        if self._disabled or (self._sent is None and self._refusals.refused(self._workspace)):
             return
         self._wanted = status
         if self._worker is None or self._worker.done():
@@ -54,6 +74,7 @@ class AgentSession:
                 if exc.response.status_code == 429:
                     continue  # the limiter holds the method for Retry-After; try the newest again
                 log.debug("agent session %s not set: %s", wanted, exc.response.get("error"))
+                self._refusals.record(self._workspace)
                 self._disabled = True
                 return
             except Exception as exc:  # noqa: BLE001 - never let session bookkeeping break a reply

@@ -22,7 +22,7 @@ from bot.delivery.reply import Receipt, ReplyLifecycle, Timing
 from bot.delivery.scheduler import Scheduler, Scope, first_slot
 from bot.delivery.tasks import BackgroundTasks
 from bot.relay.thread import ThreadRef
-from bot.slack.agent_session import AgentSession
+from bot.slack.agent_session import AgentSession, Refusals
 from bot.slack.client import ScheduledWebClient
 from bot.slack.first_sign import FirstSign
 from bot.slack.render import (
@@ -48,7 +48,8 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
     def __init__(self, client: ScheduledWebClient, ref: ThreadRef, *, scheduler: Scheduler,
                  tasks: BackgroundTasks, timing: Timing, status_after: float,
                  max_retries: int = 3, first_sign: FirstSign | None = None,
-                 reply_ts: str | None = None, run_id: str = "") -> None:
+                 refusals: Refusals | None = None, reply_ts: str | None = None,
+                 run_id: str = "") -> None:
         super().__init__(scheduler=scheduler, scope=Scope(ref.workspace, ref.channel, ref.thread),
                          tasks=tasks, timing=timing, reply_id=reply_ts, run_id=run_id)
         self.client = client.for_workspace(ref.workspace)
@@ -57,7 +58,8 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self.max_retries = max_retries
         self.first_sign = first_sign
         self.status = ThreadStatus(self.client, ref.channel, ref.thread, tasks)
-        self.session = AgentSession(self.client, ref.channel, ref.thread, tasks)
+        self.session = AgentSession(self.client, ref.workspace, ref.channel, ref.thread, tasks,
+                                    refusals or Refusals())
         self._attachments: list[Attachment] = []
 
     @property
@@ -171,6 +173,7 @@ class SlackSinkFactory:
         self.timing = timing
         self.status_after = status_after
         self.max_retries = max_retries
+        self.refusals = Refusals()  # workspaces that refused agent sessions, shared by sinks
         self.tasks = BackgroundTasks()
 
     def for_question(self, ref: ThreadRef, asker: str) -> SlackReplySink:
@@ -183,7 +186,8 @@ class SlackSinkFactory:
     def _sink(self, ref: ThreadRef, **kw: str) -> SlackReplySink:
         return SlackReplySink(self.client, ref, scheduler=self.scheduler, tasks=self.tasks,
                               timing=self.timing, status_after=self.status_after,
-                              max_retries=self.max_retries, first_sign=self.first_sign, **kw)
+                              max_retries=self.max_retries, first_sign=self.first_sign,
+                              refusals=self.refusals, **kw)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()

@@ -174,3 +174,15 @@ async def test_agent_session_follows_the_run_and_its_stop_event_stops_it(
     [answer] = await wren_bot.wait_finished(event["ts"])
     assert answer.outcome.value == "stopped"
     await wren_bot.slack.wait_for(lambda: sessions[(CHANNEL, event["ts"])][-1]["status"] == "active")
+
+
+async def test_a_workspace_that_refuses_agent_sessions_is_not_asked_every_run(
+        wren_bot: SlackBot, fake_wren: FakeWren) -> None:
+    # an app not declared as an agent: Slack refuses the session; the next runs do not ask again
+    wren_bot.slack.fail_next("agents.sessions.setStatus", error="not_allowed")
+    for i in range(3):
+        event = await wren_bot.mention(f"question {i}", channel=f"C00000000{i}")
+        [answer] = await wren_bot.wait_finished(event["ts"])
+        assert answer.outcome.value == "done"
+    await wren_bot.settled()
+    assert len(wren_bot.slack.calls_to("agents.sessions.setStatus")) == 1

@@ -50,12 +50,16 @@ async def _admin(url: str, statement: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:
-    admin_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_URL)
+    configured = os.environ.get("TEST_DATABASE_URL")
+    admin_url = configured or DEFAULT_TEST_URL
     name = f"insightbot_test_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # unreachable server, bad credentials, no CREATEDB right
-        pytest.skip(f"PostgreSQL not usable at TEST_DATABASE_URL: {type(exc).__name__}: {exc}")
+        reason = f"{type(exc).__name__}: {exc}"
+        if configured:  # asked for explicitly: a server that refuses is a failure, not a skip
+            pytest.fail(f"PostgreSQL at TEST_DATABASE_URL is not usable: {reason}")
+        pytest.skip(f"no PostgreSQL at the default address {DEFAULT_TEST_URL}: {reason}")
     url = normalize_url(admin_url).set(database=name).render_as_string(hide_password=False)
     yield url
     asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -111,7 +111,9 @@ class Column:
 
 @dataclass(frozen=True)
 class TablePart:
-    """A preview of tabular data. ``total`` is the full row count when known."""
+    """A query result. ``rows`` are all the rows the backend handed over (platforms show the
+    first hundred or so and attach the rest as CSV); ``total`` is the result's full row count
+    when the backend says it (it may be more than ``rows``)."""
 
     id: str
     columns: tuple[Column, ...]

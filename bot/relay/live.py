@@ -24,6 +24,7 @@ class LiveRun:
     asker: str
     question: str
     sink: ReplySink
+    language: str | None = None
     answer: Answer = field(default_factory=Answer)
     task: asyncio.Task[None] | None = None
     consumer: asyncio.Task[None] | None = None  # the backend iteration, cancelled by stop

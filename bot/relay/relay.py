@@ -93,7 +93,7 @@ class Relay:
             record = await self.repo.create_run(conv, question.text, question.asker)
         sink = self._platforms[ref.platform].for_question(ref, question.asker)
         live = LiveRun(run_id=record.id, ref=ref, asker=question.asker, question=question.text,
-                       sink=sink)
+                       sink=sink, language=question.language)
         ahead = self.live.busy_ahead(ref)
         self.live.add(live)
         live.task = asyncio.create_task(self._run(live, ahead), name=f"run-{record.id}")
@@ -165,7 +165,7 @@ class Relay:
                                   session_id=session_id)
             live.sink.show(live.answer)
             updates = self.backend.ask(AskRequest(question=live.question, session_id=session_id,
-                                                  asker=live.asker))
+                                                  asker=live.asker, language=live.language))
         else:
             assert resume.session_id and resume.backend_run_id
             updates = self.backend.resume(resume.session_id, resume.backend_run_id)

@@ -29,6 +29,7 @@ class Question:
     text: str
     asker: str  # platform user id
     is_admin: bool = False
+    language: str | None = None  # the asker's language (BCP 47, e.g. "pt-BR"), when the platform says
     # the inbound event's key in the event ledger: claimed in the same transaction that records
     # the question, so a duplicate delivery writes nothing and starts nothing
     event_key: str | None = None

@@ -51,7 +51,8 @@ PG_ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@12
 
 # -- fakes that stamp when the backend's answer left ----------------------------------------------
 class TimedWren(FakeWren):
-    """Wren answering ``/ask`` after ``answer_after`` s; notes when each question's chart left."""
+    """Wren answering ``/ask`` (or starting ``/stream/ask``, the default wire) after
+    ``answer_after`` s; notes when each question's chart left."""
 
     def __init__(self, answer_after: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -61,6 +62,10 @@ class TimedWren(FakeWren):
     async def _ask(self, request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(self.answer_after)
         return await super()._ask(request)
+
+    async def _stream_ask(self, request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(self.answer_after)
+        return await super()._stream_ask(request)
 
     async def _chart(self, request: web.Request) -> web.StreamResponse:
         response = await super()._chart(request)

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     WREN_BASE_URL: str | None = None
     WREN_API_KEY: str | None = None
     WREN_PROJECT_ID: str | None = None
+    WREN_ALLOW_DEFAULT_PROJECT: bool = False
 
     CLICKZETTA_BASE_URL: str | None = None
     CLICKZETTA_APP_SECRET_KEY: str | None = None
@@ -59,10 +60,14 @@ class Settings(BaseSettings):
 
     # -- beyond the contract's table (documented in the README) ----------------------------
     WREN_TIMEOUT: float = 400.0
+    WREN_STREAM: bool = True  # /stream/ask: the agent's steps as they happen (/ask if the server has none)
+    WREN_TABLE_ROWS: int = Field(default=1000, ge=0)  # result table rows via /run_sql; 0: no table
     CLICKZETTA_TIMEOUT: float = 360.0
+    CLICKZETTA_REQUEST_TIMEOUT: float = Field(default=60.0, gt=0)  # one HTTP call (vendor: 60 s)
+    CLICKZETTA_MODEL_NAME: str | None = None  # modelSettings.model_name; unset: not sent
     CLICKZETTA_WAREHOUSE_URL: str | None = None
     TEXTQL_MODE: Literal["legacy", "v2"] = "legacy"
-    TEXTQL_STREAM_IDLE_TIMEOUT: float = 120.0
+    TEXTQL_STREAM_IDLE_TIMEOUT: float = 420.0  # > TextQL's own 360 s cell / 180 s SQL limits
     TEXTQL_USE_ONTOLOGY: bool = False
     TEXTQL_ONTOLOGY_CONNECTOR_ID: int | None = None
     TEXTQL_CLIFFORD: bool | None = None
@@ -125,8 +130,9 @@ class Settings(BaseSettings):
             raise ConfigError(f"BACKEND must be wren, clickzetta or textql, not {backend!r}")
         needed = {
             "wren": ["WREN_BASE_URL", "WREN_API_KEY"],
+            # domainId is required by Text2InsightQuery (and sent on session and poll)
             "clickzetta": ["CLICKZETTA_BASE_URL", "CLICKZETTA_APP_SECRET_KEY",
-                           "CLICKZETTA_TENANT_ID", "CLICKZETTA_USER_ID"],
+                           "CLICKZETTA_TENANT_ID", "CLICKZETTA_USER_ID", "CLICKZETTA_DOMAIN_ID"],
             # v2 authenticates with the API key alone; the legacy API uses member:key
             "textql": ["TEXTQL_API_KEY"] + (["TEXTQL_MEMBER_ID"] if self.TEXTQL_MODE == "legacy" else []),
         }[backend]
@@ -136,7 +142,19 @@ class Settings(BaseSettings):
             if not getattr(self, var):
                 raise ConfigError(f"{var} is required when BACKEND={backend}"
                                   + (" and TEXTQL_USE_ONTOLOGY=true" if var.endswith("CONNECTOR_ID") else ""))
+        if backend == "wren" and self._wren_needs_project():
+            raise ConfigError(
+                "WREN_PROJECT_ID is required when BACKEND=wren: without it Wren answers an "
+                "organisation (osk-) key from its first project, silently; set "
+                "WREN_ALLOW_DEFAULT_PROJECT=true only for a single-project server")
         return backend  # type: ignore[return-value]
+
+    def _wren_needs_project(self) -> bool:
+        """A ``psk-`` project key is pinned to its project by the server; any other credential
+        is scoped by ``X-Project-Id``, and without one the server picks its lowest-id project."""
+        if (self.WREN_PROJECT_ID or "").strip() or self.WREN_ALLOW_DEFAULT_PROJECT:
+            return False
+        return not (self.WREN_API_KEY or "").strip().startswith("psk-")
 
     def check_platforms(self) -> None:
         if self.slack_enabled:

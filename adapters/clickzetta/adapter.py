@@ -4,8 +4,13 @@ Flow: (create a session) → ``text2insight/query`` → poll ``safe_question_pol
 item is terminal. What this class adds on top of the poll loop:
 
 * sessions: ``AskRequest.session_id`` ``None`` → a new session; questions in one session run
-  one at a time (the vendor warns that concurrent questions corrupt context), and a session
-  whose submissions keep failing is replaced by a fresh one, with a notice to the user;
+  one at a time (the vendor warns that concurrent questions corrupt context). A session that
+  refuses a question (``success:false`` — a session expired or deleted on the server reads
+  "Session does not exist"; the client has already retried once with a renewed token) is tried
+  once more in a fresh session, at the first refusal. Only if the fresh session takes the
+  question does the thread move to it, with a notice that earlier context is gone; a refusal
+  the fresh session shares (a model outage, a wrong setting) fails the run and the thread keeps
+  its session and its context;
 * run bookkeeping for ``stop`` (cooperative: the poll loop keeps going until the backend says
   ``finish_stop``, so partial results stay) and ``resume`` (re-attach after a restart).
 """
@@ -26,7 +31,7 @@ from adapters.base import AskRequest, Capabilities
 from adapters.clickzetta.auth import TokenProvider
 from adapters.clickzetta.charts import ChartMaker
 from adapters.clickzetta.client import (
-    AuthError, BadResponse, ClickZettaClient, ClickZettaError, NetworkFailure, Submitted,
+    ApiFailure, ClickZettaClient, ClickZettaError, Submitted,
 )
 from adapters.clickzetta.poller import QuestionFollower, RunControl, failed
 from adapters.clickzetta.settings import ClickZettaSettings
@@ -35,7 +40,7 @@ from adapters.clickzetta.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 CONTEXT_RESET_PART_ID = "cz-context-reset"
-CONTEXT_RESET_NOTICE = ("_ClickZetta kept failing in this conversation, so I started a new one. "
+CONTEXT_RESET_NOTICE = ("_ClickZetta no longer accepted this conversation, so I started a new one. "
                         "Earlier questions are not part of its context any more._")
 _MAX_REMEMBERED = 10_000
 
@@ -53,8 +58,10 @@ def _canonical_id(raw: str | None) -> str | None:
 
 
 def _counts_against_session(exc: ClickZettaError) -> bool:
-    """Failures that a fresh session might cure; credentials and the network are not the session's fault."""
-    return not isinstance(exc, (AuthError, NetworkFailure, BadResponse))
+    """Failures a fresh session might cure: a refusal (``success:false``), the documented answer
+    to a session that does not exist. Credentials, the network, HTTP errors (408 on slow
+    validation, gateway 5xx) and malformed answers are not the session's fault."""
+    return isinstance(exc, ApiFailure)
 
 
 class ClickZettaBackend:
@@ -129,21 +136,22 @@ class ClickZettaBackend:
                 self._failures.pop(session_id, None)
             except ClickZettaError as exc:
                 count = self._record_failure(session_id) if _counts_against_session(exc) else 0
-                if count < self.settings.session_failure_limit:
+                if not count or count < self.settings.session_failure_limit:
                     yield failed(exc, "Could not submit the question to ClickZetta")
                     return
-                log.warning("ClickZetta session %s failed %d submissions in a row (%s); replacing it",
-                            session_id, count, exc.code or exc.message)
                 self._failures.pop(session_id, None)
-            if submitted is None:  # replace the failing session and try once more
+                log.warning("ClickZetta session %s refused %d submission(s) in a row (%s); trying the "
+                            "question in a fresh session", session_id, count, exc.code or exc.message)
                 try:
-                    session_id = await self.client.new_session(title)
-                    yield SessionAssigned(session_id)
-                    yield PartUpsert(TextPart(id=CONTEXT_RESET_PART_ID, markdown=CONTEXT_RESET_NOTICE))
-                    submitted = await self.client.submit(session_id, request.question, model)
-                except ClickZettaError as exc:
+                    fresh = await self.client.new_session(title)
+                    submitted = await self.client.submit(fresh, request.question, model)
+                except ClickZettaError as again:
+                    log.info("a fresh ClickZetta session was refused too (%s); the thread keeps "
+                             "session %s", again.code or again.message, session_id)
                     yield failed(exc, "Could not submit the question to ClickZetta")
                     return
+                yield SessionAssigned(fresh)
+                yield PartUpsert(TextPart(id=CONTEXT_RESET_PART_ID, markdown=CONTEXT_RESET_NOTICE))
             async for update in self._follow(submitted.session_id, submitted.question_id):
                 yield update
 

@@ -161,8 +161,7 @@ class ClickZettaClient:
         return {"tenantId": self._settings.tenant_id, "userId": self._settings.user_id}
 
     def _with_domain(self, body: dict[str, Any]) -> dict[str, Any]:
-        if self._settings.domain_id is not None:
-            body["domainId"] = self._settings.domain_id
+        body["domainId"] = self._settings.domain_id  # required by the query; sent on session and poll too
         return body
 
     async def call(self, path: str, body: dict[str, Any]) -> Any:
@@ -205,6 +204,7 @@ class ClickZettaClient:
 
     async def submit(self, session_id: str, question: str, model_name: str | None = None) -> Submitted:
         body = self._with_domain({"sessionId": as_id(session_id, "session id"), "msg": question})
+        model_name = model_name or self._settings.model_name
         if model_name:
             body["modelSettings"] = {"model_name": model_name}
         data = await self.call(QUERY_PATH, body)

@@ -7,6 +7,13 @@ does the rest. Only the *last* item decides whether the run is over (vendor rule
 A business field can live in three places (vendor rule, in this order): the item itself,
 ``modelRes.data``, or the JSON *string* ``rawRes`` under ``data``. Any of them may be missing
 or malformed; :func:`read_field` shrugs that off.
+
+Answer groups: items may carry ``resGroupId`` (cz-cli, checked against the vendor's UAT, takes
+the final answer from the latest group; the official pages do not mention it). When a later
+group appears, the earlier groups' parts are *withdrawn* — their SQL, charts, summaries and
+progress no longer belong to the answer — except the knowledge they consulted. Items without a
+``resGroupId`` belong to no group and always stay. Within what is shown, the answer text is the
+*last* ``summary`` item (cz-cli's rule too); earlier summary items are withdrawn.
 """
 
 from __future__ import annotations
@@ -271,8 +278,20 @@ def to_part(item: Mapping[str, Any], index: int, *, last: bool) -> Part | None:
 # -- a whole poll -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PollView:
+    """``parts`` to show (in item order); ``withdrawn``: ids of item parts that no longer belong
+    to the answer (a superseded group, an earlier summary) — hide them if they were shown."""
+
     parts: tuple[Part, ...]
     finished: Finished | None
+    withdrawn: tuple[str, ...] = ()
+
+
+def group_of(item: Mapping[str, Any]) -> str | None:
+    """The item's ``resGroupId`` as text (ids arrive as numbers or strings), or ``None``."""
+    value = read_field(item, "resGroupId")
+    if _empty(value) or isinstance(value, (dict, list)):
+        return None
+    return str(value).strip()
 
 
 def terminal(items: list[Mapping[str, Any]]) -> Finished | None:
@@ -291,11 +310,25 @@ def terminal(items: list[Mapping[str, Any]]) -> Finished | None:
 
 
 def translate(items: Iterable[Any]) -> PollView:
-    """Parts (in item order) and the run's end, if the last item is terminal."""
+    """Parts (in item order) of the latest group, the parts withdrawn, and the run's end, if the
+    last item is terminal."""
     usable = [item for item in items if isinstance(item, Mapping)]
-    parts: list[Part] = []
+    groups = [group_of(item) for item in usable]
+    latest = next((g for g in reversed(groups) if g is not None), None)
+    candidates: list[tuple[Part, bool]] = []  # (part, superseded)
     for index, item in enumerate(usable):
         part = to_part(item, index, last=index == len(usable) - 1)
         if part is not None:
+            superseded = groups[index] is not None and groups[index] != latest
+            candidates.append((part, superseded and not isinstance(part, KnowledgePart)))
+    # only ``summary`` items become text parts (see to_part)
+    summaries = [p.id for p, gone in candidates if not gone and isinstance(p, TextPart)]
+    answer_text = summaries[-1] if summaries else None
+    parts: list[Part] = []
+    withdrawn: list[str] = []
+    for part, gone in candidates:
+        if gone or (part.id in summaries and part.id != answer_text):
+            withdrawn.append(part.id)
+        else:
             parts.append(part)
-    return PollView(parts=tuple(parts), finished=terminal(usable))
+    return PollView(parts=tuple(parts), finished=terminal(usable), withdrawn=tuple(withdrawn))

@@ -23,8 +23,10 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
 
-from adapters.answer import ChartPart, ErrorPart, Finished, Outcome, Part, PartUpsert, Update
-from adapters.clickzetta.charts import ChartMaker
+from adapters.answer import (
+    ChartPart, ErrorPart, Finished, Outcome, Part, PartUpsert, TextPart, Update,
+)
+from adapters.clickzetta.charts import ChartMaker, table_id
 from adapters.clickzetta.client import ApiFailure, AuthError, ClickZettaClient, ClickZettaError
 from adapters.clickzetta.items import translate
 from adapters.clickzetta.settings import ClickZettaSettings
@@ -88,9 +90,10 @@ class QuestionFollower:
                     return
             if items is not None:
                 view = translate(items)
-                for part in view.parts:
-                    if isinstance(part, ChartPart):
-                        part = await self._charts.complete(part)
+                for part in self._withdrawals(view.withdrawn, shown):
+                    shown[part.id] = part
+                    yield PartUpsert(part)
+                for part in await self._complete(view.parts):
                     if shown.get(part.id) != part:
                         shown[part.id] = part
                         yield PartUpsert(part)
@@ -109,6 +112,30 @@ class QuestionFollower:
                 yield await self._time_out(control)
                 return
             await self._sleep(settings.poll_interval)
+
+    async def _complete(self, parts: tuple[Part, ...]) -> list[Part]:
+        """Charts drawn from the warehouse, each followed by its result table."""
+        out: list[Part] = []
+        for part in parts:
+            if isinstance(part, ChartPart):
+                chart, table = await self._charts.make(part)
+                out.append(chart)
+                if table is not None:
+                    out.append(table)
+            else:
+                out.append(part)
+        return out
+
+    @staticmethod
+    def _withdrawals(withdrawn: tuple[str, ...], shown: dict[str, Part]) -> list[Part]:
+        """Empty text in place of shown parts that left the answer (and the tables of withdrawn
+        charts): the answer model has no removal, and an empty text part is shown nowhere."""
+        out: list[Part] = []
+        for part_id in withdrawn:
+            for pid in (part_id, table_id(part_id)):
+                if pid in shown and shown[pid] != TextPart(pid, ""):
+                    out.append(TextPart(pid, ""))
+        return out
 
     async def _time_out(self, control: RunControl) -> Finished:
         limit = self._settings.overall_timeout

@@ -36,20 +36,25 @@ class ClickZettaSettings:
     """Everything the adapter needs; intervals and limits are here so tests can shorten them.
 
     ``app_secret_key`` is excluded from ``repr`` so a logged settings object never leaks it.
+    ``domain_id`` is required: Text2InsightQuery refuses a question without it (seed 001), so a
+    missing one would fail every question — after a token renewal and a session replacement.
+    ``request_timeout`` bounds each HTTP call; the vendor's guidance is 60 s per request.
+    ``model_name`` is ``modelSettings.model_name`` (optional; unset, no ``modelSettings`` is sent
+    and the tenant's default model answers).
     """
 
     base_url: str
     app_secret_key: str = field(repr=False)
     tenant_id: int
     user_id: int
-    domain_id: int | None = None
+    domain_id: int
     poll_interval: float = 2.0
     overall_timeout: float = 360.0
-    request_timeout: float = 30.0
+    request_timeout: float = 60.0
     warehouse_url: str | None = field(default=None, repr=False)  # may embed a password
     warehouse_row_cap: int = 1000
     warehouse_timeout: float = 20.0
-    session_failure_limit: int = 2
+    session_failure_limit: int = 1  # refused submissions in a row before a fresh session is tried
     # After stop(): how long ask() waits for the backend's finish_stop before ending anyway.
     stop_grace_polls: int = 5
     stop_grace_seconds: float = 30.0
@@ -70,10 +75,12 @@ class ClickZettaSettings:
             raise ValueError("CLICKZETTA_APP_SECRET_KEY is required")
         object.__setattr__(self, "tenant_id", _positive_int(self.tenant_id, "CLICKZETTA_TENANT_ID"))
         object.__setattr__(self, "user_id", _positive_int(self.user_id, "CLICKZETTA_USER_ID"))
-        if self.domain_id not in (None, ""):
-            object.__setattr__(self, "domain_id", _positive_int(self.domain_id, "CLICKZETTA_DOMAIN_ID"))
-        else:
-            object.__setattr__(self, "domain_id", None)
+        if self.domain_id is None or not str(self.domain_id).strip():
+            raise ValueError("CLICKZETTA_DOMAIN_ID is required: Text2InsightQuery needs the analytics "
+                             "domain (the number at the end of the domain's settings URL)")
+        object.__setattr__(self, "domain_id", _positive_int(self.domain_id, "CLICKZETTA_DOMAIN_ID"))
+        model = (self.model_name or "").strip()
+        object.__setattr__(self, "model_name", model or None)
         if not self.warehouse_url:
             object.__setattr__(self, "warehouse_url", None)
         _positive(self.poll_interval, "CLICKZETTA_POLL_INTERVAL")
@@ -104,7 +111,7 @@ class ClickZettaSettings:
                 raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
         for required in ("CLICKZETTA_BASE_URL", "CLICKZETTA_APP_SECRET_KEY",
-                         "CLICKZETTA_TENANT_ID", "CLICKZETTA_USER_ID"):
+                         "CLICKZETTA_TENANT_ID", "CLICKZETTA_USER_ID", "CLICKZETTA_DOMAIN_ID"):
             if get(required) is None:
                 raise ValueError(f"{required} is required for the clickzetta backend")
         return cls(
@@ -115,10 +122,10 @@ class ClickZettaSettings:
             domain_id=get("CLICKZETTA_DOMAIN_ID"),  # type: ignore[arg-type]
             poll_interval=number("CLICKZETTA_POLL_INTERVAL", 2.0),
             overall_timeout=number("CLICKZETTA_TIMEOUT", 360.0),
-            request_timeout=number("CLICKZETTA_REQUEST_TIMEOUT", 30.0),
+            request_timeout=number("CLICKZETTA_REQUEST_TIMEOUT", 60.0),
             warehouse_url=get("CLICKZETTA_WAREHOUSE_URL"),
             warehouse_row_cap=int(number("CLICKZETTA_WAREHOUSE_ROW_CAP", 1000, int)),
             warehouse_timeout=number("CLICKZETTA_WAREHOUSE_TIMEOUT", 20.0),
-            session_failure_limit=int(number("CLICKZETTA_SESSION_FAILURE_LIMIT", 2, int)),
+            session_failure_limit=int(number("CLICKZETTA_SESSION_FAILURE_LIMIT", 1, int)),
             model_name=get("CLICKZETTA_MODEL_NAME"),
         )

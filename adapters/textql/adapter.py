@@ -7,6 +7,13 @@ stops a run by cancelling the task that iterates :meth:`ask`, which closes the H
 ``POST /v2/chats/{id}/cancel``; the relay still cancels the task after :meth:`stop`, so stop is
 not cooperative in either mode.
 
+Both modes skip a stream event they cannot read (with a warning) and go on. In v2 a stream that
+ends without ``done`` is recovered from ``GET /v2/chats/{id}`` (:mod:`adapters.textql.recovery`).
+
+``AskRequest.language`` is not sent: neither ``/api/ana`` (seed 002: query, dataset, useOntology,
+ontologyConnectorId, clifford) nor v2's ChatRequest (question, chat_id, model, tools,
+connector_ids) has a language or locale parameter.
+
 Two HTTP clients: the API client is bound to ``base_url`` and carries the credentials; image
 downloads use a separate client without any (see :mod:`adapters.textql.images`).
 """

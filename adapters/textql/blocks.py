@@ -5,6 +5,11 @@ block with the same ``id`` as it grows. Translation is therefore a pure function
 every part id is derived from the block id (``<id>:text``, ``<id>:sql``, ``<id>:table``, …), so a
 re-sent block replaces its earlier parts in place.
 
+``OntologyBlock`` (seed 002) → knowledge (object, attributes), SQL (``sqlQuery``), a table
+(``sqlResult``, else ``preview``: ``colNames``/``colTypes``/``resultVals``; every row, never cut
+here; ``total`` only when TextQL gives a count, which the seed does not) and text
+(``oai_output``, "Message for the user about the data loaded").
+
 Only ``TextBlock`` and the shape of ``OntologyBlock``/``PythonBlock`` in the seed are documented;
 the rest is guessed (backends.md §2.2). The parser therefore accepts ``contents`` as a string or an
 object, tagged unions as ``{"tag", "contents"}`` or as a single-key object (``{"TextResult": …}``),
@@ -29,7 +34,7 @@ _COL_TYPES = {
     "FloatCol": "number", "DateCol": "date", "DateTimeCol": "datetime", "TimestampCol": "datetime",
     "BoolCol": "boolean",
 }
-Table = tuple[tuple[Column, ...], tuple[tuple[Any, ...], ...], int]  # columns, preview rows, total
+Table = tuple[tuple[Column, ...], tuple[tuple[Any, ...], ...], int | None]  # columns, rows, full count
 _TOTAL_KEYS = ("totalRows", "total_rows", "totalRowCount", "rowCount", "numRows", "total")
 
 
@@ -110,7 +115,7 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 # -- translation ---------------------------------------------------------------------------
-def translate_block(block: dict[str, Any], *, fallback_id: str, preview_rows: int = 20) -> BlockView:
+def translate_block(block: dict[str, Any], *, fallback_id: str) -> BlockView:
     """The parts (and images to fetch) for one version of one block."""
     tag, contents = untag(block)
     tag = tag or "Block"
@@ -122,7 +127,7 @@ def translate_block(block: dict[str, Any], *, fallback_id: str, preview_rows: in
     if tag == "PythonBlock":
         return _python(block_id, block, contents)
     if tag == "OntologyBlock":
-        return _ontology(block_id, contents, preview_rows)
+        return _ontology(block_id, contents)
     if tag == "ErrorBlock":
         message = _text_of(contents, "message", "error", "contents") or "Ana reported an error."
         error = ErrorPart(block_id, message.strip(), code="ana_error")
@@ -168,7 +173,7 @@ def _python(block_id: str, block: dict[str, Any], contents: Any) -> BlockView:
     return BlockView(block_id, "PythonBlock", tuple(parts), tuple(images), known=known)
 
 
-def _ontology(block_id: str, contents: Any, preview_rows: int) -> BlockView:
+def _ontology(block_id: str, contents: Any) -> BlockView:
     body = _object(contents)
     query = _text_of(body, "query") or (contents if isinstance(contents, str) and not body else "")
     _, result = untag(body.get("result"))
@@ -181,10 +186,15 @@ def _ontology(block_id: str, contents: Any, preview_rows: int) -> BlockView:
     sql = _text_of(result, "sqlQuery")
     if sql.strip():
         parts.append(SqlPart(f"{block_id}:sql", sql, title=title))
-    table = _table(result.get("sqlResult"), preview_rows) or _table(result.get("preview"), preview_rows)
+    table = _table(result.get("sqlResult")) or _table(result.get("preview"))
     if table is not None:
         columns, rows, total = table
         parts.append(TablePart(f"{block_id}:table", columns, rows, total=total, title=title))
+    # seed: "oai_output — Message for the user about the data loaded" ("Data from object Store
+    # loaded into DataFrame df1 …"): Ana's own words, so answer text, after the table it describes
+    note = _text_of(result, "oai_output") or _text_of(body, "oai_output")
+    if note.strip():
+        parts.append(TextPart(f"{block_id}:output", note.strip()))
     if not result.get("complete"):
         what = f": {title}" if title else ""
         parts.append(StatusPart(STATUS_ID, f"Ana is querying the data warehouse{what}…"))
@@ -233,7 +243,9 @@ def _table_source(value: Any, depth: int = 0) -> tuple[dict[str, Any], list[dict
     return None
 
 
-def _table(value: Any, preview_rows: int) -> Table | None:
+def _table(value: Any) -> Table | None:
+    """Every row TextQL sent (platforms decide how many to show) and the full row count, if
+    TextQL gives one: the seed's ``sqlResult`` has none, so ``total`` is usually None."""
     found = _table_source(value)
     if found is None:
         return None
@@ -244,16 +256,17 @@ def _table(value: Any, preview_rows: int) -> Table | None:
                     for n, t in zip(names, types + [""] * (len(names) - len(types))))
     raw_rows = source.get("resultVals") or []
     rows: list[tuple[Any, ...]] = []
-    for raw in raw_rows[:preview_rows]:
+    for raw in raw_rows if isinstance(raw_rows, list) else []:
         if isinstance(raw, dict):
             raw = [raw.get(n) for n in names]
         if isinstance(raw, list):
             rows.append(tuple(None if v == "null" else v for v in raw))
-    total = len(raw_rows)
+    total: int | None = None
     for holder in (source, *reversed(parents)):
-        counted = next((holder[k] for k in _TOTAL_KEYS if isinstance(holder.get(k), int)), None)
+        counted = next((holder[k] for k in _TOTAL_KEYS
+                        if isinstance(holder.get(k), int) and not isinstance(holder.get(k), bool)), None)
         if counted is not None:
-            total = max(counted, total)
+            total = max(counted, len(rows))
             break
     if not columns and rows:
         columns = tuple(Column(f"column {i + 1}") for i in range(len(rows[0])))

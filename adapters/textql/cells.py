@@ -49,7 +49,7 @@ def _label(kind: str, cell: dict[str, Any]) -> str:
     return kind.replace("_", " ") or "a step"
 
 
-def translate_cell(cell: dict[str, Any], preview_rows: int = 20) -> CellView:
+def translate_cell(cell: dict[str, Any]) -> CellView:
     cell_id = str(cell.get("id") or "cell")
     kind = str(cell.get("type") or "")
     status = str(cell.get("status") or "")
@@ -69,7 +69,7 @@ def translate_cell(cell: dict[str, Any], preview_rows: int = 20) -> CellView:
     elif kind not in ("preview", "web_search", "mcp_tool"):
         known = False
     preview = cell.get("dataframe_preview")
-    table = markdown_table(preview, preview_rows) if isinstance(preview, str) else None
+    table = markdown_table(preview) if isinstance(preview, str) else None
     if table is not None:
         parts.append(TablePart(f"{cell_id}:table", table[0], table[1], total=table[2]))
     if status in ("running", "pending"):
@@ -105,8 +105,11 @@ def asset_ref(asset: dict[str, Any], *, default_cell: str = "") -> tuple[ImageRe
     return ImageRef(part_id, url, title), None
 
 
-def markdown_table(text: str, preview_rows: int) -> Table | None:
-    """A pipe table (as pandas ``to_markdown`` writes it) → columns, rows (capped) and row count."""
+def markdown_table(text: str) -> Table | None:
+    """A pipe table (as pandas ``to_markdown`` writes it) → columns and every row.
+
+    ``dataframe_preview`` is a *preview* of the result set and carries no row count, so the full
+    count is unknown (None)."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     if len(lines) < 2 or not lines[0].startswith("|") or not _SEPARATOR.match(lines[1]):
         return None
@@ -121,5 +124,5 @@ def markdown_table(text: str, preview_rows: int) -> Table | None:
         header = header[1:]
         body = [row[1:] for row in body]
     columns = tuple(Column(name) for name in header)
-    rows = tuple(tuple(row[: len(header)]) for row in body[:preview_rows])
-    return columns, rows, len(body)
+    rows = tuple(tuple(row[: len(header)]) for row in body)
+    return columns, rows, None

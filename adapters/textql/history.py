@@ -3,7 +3,8 @@
 Legacy: ``GET /api/ana/chat/summary`` (every chat: ``innerId`` + ``innerVal{summary,
 lastUserMessage.timestamp}``) and ``GET /api/ana/:chat_id`` (an array of arrays of messages whose
 ``body`` is a list of blocks). v2: ``GET /v2/chats?limit=`` (``{"chats": [...], "total_count"}``)
-and ``GET /v2/chats/{id}`` (``{"chat", "messages": [{role, content, created_at}]}``).
+and ``GET /v2/chats/{id}`` (``{"chat", "messages": [{role, content, created_at, cell_id, assets}],
+"assets"}``).
 
 Results are plain frozen dataclasses; failures raise :class:`adapters.base.BackendError` with a
 message fit for the user (the bot shows history on request, not inside a run).
@@ -117,10 +118,21 @@ def v2_summaries(data: Any) -> list[ChatSummary]:
 
 
 def v2_detail(chat_id: str, data: Any) -> ChatDetail:
+    """One message per turn: TextQL keeps an assistant message per markdown cell of an answer,
+    so consecutive assistant messages are joined into the one reply they make up."""
     messages = data.get("messages") if isinstance(data, dict) else None
-    out = [ChatMessage("user" if m.get("role") == "user" else "assistant", str(m.get("content") or ""),
-                       parse_time(m.get("created_at")))
-           for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict)]
+    out: list[ChatMessage] = []
+    for m in messages if isinstance(messages, list) else []:
+        if not isinstance(m, dict):
+            continue
+        role = "user" if m.get("role") == "user" else "assistant"
+        text = str(m.get("content") or "")
+        if role == "assistant" and out and out[-1].role == "assistant":
+            previous = out[-1]
+            out[-1] = ChatMessage(role, "\n\n".join(t for t in (previous.text, text) if t),
+                                  previous.timestamp)
+            continue
+        out.append(ChatMessage(role, text, parse_time(m.get("created_at"))))
     return ChatDetail(chat_id, tuple(out))
 
 

@@ -9,8 +9,12 @@ ErrorBlock policy: an ``ErrorBlock`` is shown at once as an error part. Ana may 
 (the error then stays visible as a failed step and the run ends ``done``); if the ErrorBlock is
 the last block when the stream ends (with or without ``done``), the run ends ``failed`` with it.
 
+A ``block`` event whose data is not a JSON object is skipped with a warning: Ana re-sends a
+growing block with the same id, and later blocks are complete on their own, so one damaged event
+must not end an analysis whose later blocks arrive intact.
+
 Every fault ends in exactly one ``Finished(FAILED, ErrorPart)``: HTTP errors, a stream that ends
-without ``done``, a block that is not JSON, and silence longer than ``stream_idle_timeout``
+without ``done``, and silence longer than ``stream_idle_timeout``
 (httpx's read timeout, which applies to each read of the stream). Cancelling the task that
 iterates :meth:`LegacyAna.ask` closes the HTTP response, which ends the request on the server.
 """
@@ -88,8 +92,7 @@ class BlockRun:
         """The updates one (version of a) block brings: changed parts, then fetched images."""
         if not block.get("id"):
             self._anonymous += 1  # an id-less block (the seed's ErrorBlock) is its own part
-        view = translate_block(block, fallback_id=f"block:{self._anonymous}",
-                               preview_rows=self._settings.table_preview_rows)
+        view = translate_block(block, fallback_id=f"block:{self._anonymous}")
         if not view.known and view.tag not in self._unknown:
             self._unknown.add(view.tag)
             log.warning("textql: unknown block or result in %s (shown as progress)", view.tag)
@@ -145,12 +148,10 @@ class LegacyAna:
                     elif name == "block":
                         try:
                             block = decode_block(event.data)
-                        except BlockError as exc:
-                            log.warning("textql: unreadable block (%s)", exc)
-                            yield Finished(Outcome.FAILED, error_part(
-                                "TextQL sent part of the answer in a form that could not be read.",
-                                "bad_block"))
-                            return
+                        except BlockError as exc:  # one bad event: skip it, the next may be fine
+                            log.warning("textql: skipped an unreadable block event (%s, %d bytes)",
+                                        exc, len(event.data))
+                            continue
                         async for update in run.updates(block):
                             yield update
                     elif name == "message":

@@ -48,8 +48,10 @@ class TextQLSettings:
     """How to reach TextQL Ana and how patient to be with it.
 
     ``stream_idle_timeout`` is the longest silence (no bytes at all; keep-alive comments count as
-    life) tolerated on an open answer stream. TextQL's own stream timeout is 200 s and Ana can
-    think for a while between blocks, so the default is generous.
+    life) tolerated on an open answer stream. Ana can be silent for as long as one step runs, and
+    TextQL's own default limits let one SQL query run 180 s and one cell 360 s (backends.md §2.5),
+    so the default (420 s) outlasts both: a stream is only given up once no step of Ana's could
+    still be running.
     """
 
     member_id: str = ""  # legacy Basic-auth user; unused by v2
@@ -60,13 +62,12 @@ class TextQLSettings:
     ontology_connector_id: int | None = None  # required with use_ontology
     clifford: bool | str | None = None  # legacy ``clifford``; None: not sent (server default false)
     mode: Mode = "legacy"
-    stream_idle_timeout: float = 120.0
+    stream_idle_timeout: float = 420.0  # > TextQL's 360 s cell and 180 s SQL limits
     connect_timeout: float = 10.0
     request_timeout: float = 30.0  # non-streaming calls: history, cancel
     image_max_bytes: int = 5 * 1024 * 1024
     image_timeout: float = 20.0
     max_images: int = 4  # images downloaded per answer; more become a note
-    table_preview_rows: int = 20
     # v2 only: Ana's tools are off unless a request turns them on.
     connector_ids: tuple[int, ...] = ()
     sql_enabled: bool = True
@@ -87,9 +88,8 @@ class TextQLSettings:
         for name in ("stream_idle_timeout", "connect_timeout", "request_timeout", "image_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TextQL {name} must be positive")
-        if self.image_max_bytes <= 0 or self.table_preview_rows <= 0 or self.max_images < 0:
-            raise ValueError("TextQL image_max_bytes and table_preview_rows must be positive, "
-                             "max_images not negative")
+        if self.image_max_bytes <= 0 or self.max_images < 0:
+            raise ValueError("TextQL image_max_bytes must be positive, max_images not negative")
         self.clifford_param  # validates a string value early
 
     # -- derived values --------------------------------------------------------------------

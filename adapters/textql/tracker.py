@@ -28,6 +28,10 @@ class PartTracker:
         self._shown[part.id] = part
         return True
 
+    def seen(self, part_id: str) -> bool:
+        """True when a part with this id was shown already."""
+        return part_id in self._shown
+
     def upserts(self, parts: Iterable[Part]) -> list[Update]:
         return [PartUpsert(part) for part in parts if self.changed(part)]
 

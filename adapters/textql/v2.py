@@ -9,12 +9,15 @@ a ``data:`` line parses on its own and otherwise joins lines up to the blank lin
 
 Text deltas between two steps form one text part (``text:0``, ``text:1``, …) so that narrative,
 SQL and charts keep the order in which Ana produced them.
+
+An event whose data is not JSON is skipped with a warning (one damaged event must not end an
+analysis whose later events arrive intact), and a stream that ends without ``done`` is recovered
+through ``GET /v2/chats/{id}`` (:class:`V2Ana`).
 """
 
 from __future__ import annotations
 
 import asyncio
-
 import json
 import logging
 import re
@@ -23,12 +26,15 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.answer import Finished, Outcome, PartUpsert, SessionAssigned, TextPart, Update
-from adapters.textql.blocks import BlockError
+from adapters.answer import (
+    ErrorPart, Finished, Outcome, PartUpsert, SessionAssigned, StatusPart, TextPart, Update,
+)
+from adapters.textql.blocks import STATUS_ID
 from adapters.textql.cells import asset_ref, translate_cell
 from adapters.textql.errors import error_part, http_error, incomplete, transport_error
 from adapters.textql.images import ImageFetcher
 from adapters.textql.legacy import read_capped
+from adapters.textql.recovery import RecoveredTurn, answer_turn
 from adapters.textql.settings import TextQLSettings
 from adapters.textql.tracker import PartTracker
 
@@ -37,8 +43,27 @@ log = logging.getLogger(__name__)
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
+def _fresh_event(line: str) -> dict[str, Any] | None:
+    """``line`` as a whole v2 event on its own (a JSON object with a ``type``), else None."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("type"), str) else None
+
+
+def _skipped(reason: str, size: int) -> None:
+    log.warning("textql: skipped a v2 stream event that is %s (%d bytes)", reason, size)
+
+
 class _DataLines:
-    """SSE ``data:`` payloads from lines; see the module docstring for why not plain SSE."""
+    """SSE ``data:`` payloads from lines; see the module docstring for why not plain SSE.
+
+    An event whose data is not JSON is skipped with a warning: at the blank line that ends it,
+    or — on a stream without blank lines — as soon as a line arrives that is a whole event on
+    its own. (A JSON event split over several ``data:`` lines never has such a line inside it:
+    compact JSON has no newlines, and pretty-printed JSON puts no whole object on one line.)
+    """
 
     def __init__(self) -> None:
         self._pending: list[str] = []
@@ -56,7 +81,12 @@ class _DataLines:
         try:
             payload = json.loads("\n".join(self._pending))
         except ValueError:
-            return None  # wait for more lines (or the blank line)
+            fresh = _fresh_event(value) if len(self._pending) > 1 else None
+            if fresh is None:
+                return None  # wait for more lines (or the blank line)
+            _skipped("not valid JSON", len("\n".join(self._pending[:-1])))
+            self._pending.clear()
+            return fresh
         self._pending.clear()
         return payload
 
@@ -66,8 +96,9 @@ class _DataLines:
         data, self._pending = "\n".join(self._pending), []
         try:
             return json.loads(data)
-        except ValueError as exc:
-            raise BlockError(f"stream event is not valid JSON ({exc.msg})") from None
+        except ValueError:
+            _skipped("not valid JSON", len(data))
+            return None
 
 
 async def data_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
@@ -87,13 +118,60 @@ async def data_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]
             payload = lines.feed(line)
             if isinstance(payload, dict):
                 yield payload
+            elif payload is not None:
+                _skipped(f"a JSON {type(payload).__name__}, not an object", len(line))
     for payload in (lines.feed(buffer) if buffer else None, lines.flush()):
         if isinstance(payload, dict):
             yield payload
+        elif payload is not None:
+            _skipped(f"a JSON {type(payload).__name__}, not an object", 0)
+
+
+class _Run:
+    """One question's stream: its chat, whether TextQL started it, and the text shown so far."""
+
+    def __init__(self, chat_id: str | None, tracker: PartTracker) -> None:
+        self.chat_id = chat_id
+        self.tracker = tracker
+        self.started = False  # this run's metadata event arrived: TextQL has the question
+        self.finished = False
+        self.texts: list[str] = []  # streamed text segments; segment i is part ``text:i``
+        self.text_open = False
+
+    def append_text(self, delta: str) -> Update:
+        if not self.text_open:
+            self.texts.append("")
+            self.text_open = True
+        self.texts[-1] += delta
+        return PartUpsert(TextPart(f"text:{len(self.texts) - 1}", self.texts[-1]))
+
+    def recovered_texts(self, texts: tuple[str, ...]) -> list[Update]:
+        """The chat's texts in place of the streamed ones (a cut stream showed only a prefix).
+
+        Assistant messages and streamed segments are both the answer's markdown cells in order,
+        so message i replaces segment i. A streamed segment left over (TextQL joined cells into
+        fewer messages) is blanked when the recovered text already holds it, kept otherwise.
+        """
+        updates: list[Update] = []
+        for i, text in enumerate(texts):
+            if i >= len(self.texts) or self.texts[i] != text:
+                updates.append(PartUpsert(TextPart(f"text:{i}", text)))
+        whole = "\n".join(texts)
+        for i in range(len(texts), len(self.texts)):
+            if self.texts[i].strip() and self.texts[i].strip() in whole:
+                updates.append(PartUpsert(TextPart(f"text:{i}", "")))
+        return updates
 
 
 class V2Ana:
-    """Asks, continues and cancels chats over v2 REST with Bearer auth."""
+    """Asks, continues and cancels chats over v2 REST with Bearer auth.
+
+    A stream that ends without ``done`` — cleanly, broken, or silent past ``stream_idle_timeout``
+    — once TextQL has started the run (its ``metadata`` event arrived) is recovered through
+    ``GET /v2/chats/{id}`` (see :mod:`adapters.textql.recovery`): the chat's answer to this question
+    replaces the streamed text, its assets are added, and the run ends ``done``. If that fails
+    too, the run ends ``failed`` with an error saying both what broke and why recovery failed.
+    """
 
     def __init__(self, client: httpx.AsyncClient, settings: TextQLSettings, images: ImageFetcher) -> None:
         self._cancels: set[asyncio.Task[bool]] = set()  # cancel calls of abandoned streams
@@ -103,7 +181,11 @@ class V2Ana:
         self._images = images
 
     def body(self, question: str, chat_id: str | None) -> dict[str, Any]:
-        """The ChatRequest. Never sends ``model``: it is rejected together with ``chat_id``."""
+        """The ChatRequest. Never sends ``model``: it is rejected together with ``chat_id``.
+
+        ChatRequest has no language or locale field (archived v2 OpenAPI; the official SDK sends
+        none either), so the asker's language is not sent: Ana answers as she sees fit.
+        """
         body: dict[str, Any] = {"question": question, "tools": self._settings.v2_tools()}
         if chat_id:
             body["chat_id"] = chat_id
@@ -111,75 +193,128 @@ class V2Ana:
 
     async def ask(self, question: str, chat_id: str | None) -> AsyncIterator[Update]:
         settings = self._settings
-        tracker = PartTracker(self._images, settings.max_images)
-        segment, text, text_open = 0, "", False
-        current_chat, done = chat_id, False
+        run = _Run(chat_id, PartTracker(self._images, settings.max_images))
         if chat_id:
             self._cancelled.discard(chat_id)  # a new run in this chat may be cancelled again
         try:
-            async with self._client.stream("POST", "/v2/chats/stream", json=self.body(question, chat_id),
-                                           headers={"Accept": "text/event-stream"},
-                                           timeout=settings.stream_timeout()) as response:
-                if not response.is_success:
-                    yield Finished(Outcome.FAILED, http_error(response.status_code,
-                                                              await read_capped(response)))
-                    return
-                async for event in data_events(response):
-                    kind = event.get("type")
-                    if kind == "metadata":
-                        if isinstance(event.get("chat_id"), str) and event["chat_id"]:
-                            current_chat = event["chat_id"]
-                            run_id = event.get("id")
-                            yield SessionAssigned(event["chat_id"],
-                                                  run_id=str(run_id) if run_id else None)
-                    elif kind == "text":
-                        delta = event.get("text")
-                        if isinstance(delta, str) and delta:
-                            if not text_open:
-                                segment, text, text_open = segment + (1 if text else 0), "", True
-                            text += delta
-                            yield PartUpsert(TextPart(f"text:{segment}", text))
-                    elif kind == "cell" and isinstance(event.get("cell"), dict):
-                        text_open = False
-                        view = translate_cell(event["cell"], settings.table_preview_rows)
-                        if not view.known:
-                            log.info("textql: unknown cell type %r shown as progress",
-                                     event["cell"].get("type"))
-                        for update in tracker.upserts(view.parts):
-                            yield update
-                        async for update in tracker.fetch(view.images):
-                            yield update
-                    elif kind == "asset" and isinstance(event.get("asset"), dict):
-                        text_open = False
-                        ref, note = asset_ref(event["asset"])
-                        for update in tracker.upserts([note] if note else []):
-                            yield update
-                        async for update in tracker.fetch([ref] if ref else []):
-                            yield update
-                    elif kind == "done":
-                        done = True
-                        yield self._finished(event)
+            try:
+                async with self._client.stream("POST", "/v2/chats/stream",
+                                               json=self.body(question, chat_id),
+                                               headers={"Accept": "text/event-stream"},
+                                               timeout=settings.stream_timeout()) as response:
+                    if not response.is_success:
+                        run.finished = True
+                        yield Finished(Outcome.FAILED, http_error(response.status_code,
+                                                                  await read_capped(response)))
                         return
-                    else:
-                        log.debug("textql: v2 event %r ignored", kind)
+                    async for event in data_events(response):
+                        async for update in self._event(run, event):
+                            yield update
+                        if run.finished:
+                            return
+            except httpx.HTTPError as exc:
+                log.info("textql: v2 stream failed: %s", type(exc).__name__)
+                failure = transport_error(exc, idle_timeout=settings.stream_idle_timeout)
+            else:
+                failure = incomplete()
+            if run.started and run.chat_id:
+                async for update in self._recover(run, question, failure):
+                    yield update
+            else:
+                run.finished = True
+                yield Finished(Outcome.FAILED, failure)
         except (asyncio.CancelledError, GeneratorExit):
             # abandoned mid-answer (a stop): closing our stream does not stop TextQL's run,
             # so cancel it there too — even when the relay has not seen the chat id yet
-            if current_chat and not done:
-                task = asyncio.get_running_loop().create_task(self.cancel(current_chat))
+            if run.chat_id and not run.finished:
+                task = asyncio.get_running_loop().create_task(self.cancel(run.chat_id))
                 self._cancels.add(task)
                 task.add_done_callback(self._cancels.discard)
             raise
-        except BlockError as exc:
-            log.warning("textql: unreadable v2 event (%s)", exc)
+
+    async def _event(self, run: _Run, event: dict[str, Any]) -> AsyncIterator[Update]:
+        """The updates one stream event brings; ``done`` sets ``run.finished``."""
+        kind = event.get("type")
+        if kind == "metadata":
+            if isinstance(event.get("chat_id"), str) and event["chat_id"]:
+                run.chat_id, run.started = event["chat_id"], True
+                run_id = event.get("id")
+                yield SessionAssigned(event["chat_id"], run_id=str(run_id) if run_id else None)
+        elif kind == "text":
+            delta = event.get("text")
+            if isinstance(delta, str) and delta:
+                yield run.append_text(delta)
+        elif kind == "cell" and isinstance(event.get("cell"), dict):
+            run.text_open = False
+            view = translate_cell(event["cell"])
+            if not view.known:
+                log.info("textql: unknown cell type %r shown as progress", event["cell"].get("type"))
+            for update in run.tracker.upserts(view.parts):
+                yield update
+            async for update in run.tracker.fetch(view.images):
+                yield update
+        elif kind == "asset" and isinstance(event.get("asset"), dict):
+            run.text_open = False
+            async for update in self._asset(run, event["asset"]):
+                yield update
+        elif kind == "done":
+            run.finished = True
+            yield self._finished(event)
+        else:
+            log.debug("textql: v2 event %r ignored", kind)
+
+    @staticmethod
+    async def _asset(run: _Run, asset: dict[str, Any]) -> AsyncIterator[Update]:
+        ref, note = asset_ref(asset)
+        for update in run.tracker.upserts([note] if note else []):
+            yield update
+        async for update in run.tracker.fetch([ref] if ref else []):
+            yield update
+
+    async def _recover(self, run: _Run, question: str, failure: ErrorPart) -> AsyncIterator[Update]:
+        """Finish a stream that ended without ``done`` from ``GET /v2/chats/{id}``."""
+        assert run.chat_id is not None
+        yield PartUpsert(StatusPart(STATUS_ID, "The answer stream ended early; fetching Ana's answer "
+                                               "from TextQL…"))
+        turn, why = await self._fetch_turn(run.chat_id, question)
+        if turn is None:
+            log.info("textql: stream ended early (%s) and the chat gave no answer: %s", failure.code, why)
+            run.finished = True
             yield Finished(Outcome.FAILED, error_part(
-                "TextQL sent part of the answer in a form that could not be read.", "bad_block"))
+                f"{failure.message} Ana's answer could not be fetched afterwards either: {why}.",
+                failure.code))
             return
+        log.info("textql: stream ended early (%s); answer recovered from the chat", failure.code)
+        for update in run.recovered_texts(turn.texts):
+            yield update
+        for asset in turn.assets:
+            ref, note = asset_ref(asset)
+            part_id = ref.part_id if ref is not None else note.id if note is not None else None
+            if part_id is not None and run.tracker.seen(part_id):
+                continue  # already shown from the stream (its URL is signed anew on every fetch)
+            async for update in self._asset(run, asset):
+                yield update
+        run.finished = True
+        yield Finished(Outcome.DONE)
+
+    async def _fetch_turn(self, chat_id: str, question: str) -> tuple[RecoveredTurn | None, str]:
+        """This question's answer in the chat, or None and why not (a phrase for the user)."""
+        try:
+            response = await self._client.get(f"/v2/chats/{quote(chat_id, safe='')}",
+                                              timeout=self._settings.call_timeout())
         except httpx.HTTPError as exc:
-            log.info("textql: v2 stream failed: %s", type(exc).__name__)
-            yield Finished(Outcome.FAILED, transport_error(exc, idle_timeout=settings.stream_idle_timeout))
-            return
-        yield Finished(Outcome.FAILED, incomplete())
+            log.info("textql: reading the chat failed: %s", type(exc).__name__)
+            return None, "could not reach TextQL"
+        if not response.is_success:
+            return None, f"TextQL answered HTTP {response.status_code}"
+        try:
+            data = response.json()
+        except ValueError:
+            return None, "TextQL's reply could not be read"
+        turn = answer_turn(data, question)
+        if turn is None:
+            return None, "the chat has no answer to this question yet"
+        return turn, ""
 
     @staticmethod
     def _finished(event: dict[str, Any]) -> Finished:

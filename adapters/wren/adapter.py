@@ -1,9 +1,19 @@
 """WrenBackend: the Wren AI / Legible ``osk-`` API behind the :class:`adapters.base.Backend` protocol.
 
 One question is one ``POST /api/v1/ask`` (SQL + summary, or an explanation for a non-SQL
-question), followed — for SQL answers — by ``POST /api/v1/generate_vega_chart``. The chart is a
-bonus: if it fails the answer still stands, with a quiet note. With ``streaming`` on, the same
-answer comes from ``/api/v1/stream/ask`` and the agent's stages show up as steps while it works.
+question), followed — for SQL answers — by ``POST /api/v1/run_sql`` for the result table and
+``POST /api/v1/generate_vega_chart`` for the chart. Table and chart are bonuses: if they fail the
+answer still stands (the chart with a quiet note). With ``streaming`` on, the same answer comes
+from ``/api/v1/stream/ask`` and the agent's stages show up as steps while it works; a server
+without that route (404) is asked through ``/ask`` instead, from then on.
+
+Why ``/run_sql`` for the table rather than the chart's inline ``data.values``: ``/ask`` returns
+no rows, and the chart's rows are JSON objects — no column types, and no reliable column order
+(JavaScript moves integer-like keys such as ``"2021"`` to the front). ``/run_sql`` returns
+``columns`` (name and engine type, in the query's order) next to the records, costs no LLM call,
+and answers even when no chart can be drawn. Its ``totalRows`` counts the rows it returned, so
+the table's ``total`` is known only when fewer rows than the limit came back. When ``/run_sql``
+fails, the chart's ``data.values`` (if any) still make a table, without types.
 
 Wren v1 has no stop call. The relay stops a run by cancelling the task that iterates
 :meth:`WrenBackend.ask`, which closes the HTTP request; the server-side work runs on.
@@ -20,15 +30,16 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
 import httpx
 
 from adapters.answer import (
-    ChartPart, ErrorPart, Finished, Outcome, PartUpsert, SessionAssigned, SqlPart, StatusPart,
-    TextPart, Update,
+    ChartPart, Column, ErrorPart, Finished, Outcome, PartUpsert, SessionAssigned, SqlPart,
+    StatusPart, TablePart, TextPart, Update,
 )
 from adapters.base import AskRequest, Capabilities
-from adapters.text import unescape_literal
+from adapters.text import fix_surrogates, unescape_literal
 from adapters.wren import messages
 from adapters.wren.client import (
-    ChartResponse, WrenApiError, WrenClient, WrenProtocolError, WrenTransportError,
+    ChartResponse, RunSqlResponse, WrenApiError, WrenClient, WrenProtocolError, WrenTransportError,
 )
+from adapters.wren.language import wren_language
 from adapters.wren.settings import WrenSettings
 
 log = logging.getLogger(__name__)
@@ -41,9 +52,13 @@ SQL_ID = "sql"
 SUMMARY_ID = "summary"
 EXPLANATION_ID = "explanation"
 CHART_ID = "chart"
+TABLE_ID = "table"
 ERROR_ID = "error"
 
 NON_SQL_TYPES = frozenset({"NON_SQL_QUERY", "EXPLANATION"})  # code says the first, docs the second
+# Answers to /stream/ask meaning "this server has no such route" (an older deployment, a proxy
+# that only forwards some paths): the question was not taken, so /ask may be asked instead.
+NO_STREAM_ROUTE = frozenset({404, 405, 501})
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,40 @@ def chart_title(spec: dict[str, Any]) -> str:
     return title.strip() if isinstance(title, str) else ""
 
 
+def _cell(value: Any) -> Any:
+    return fix_surrogates(value) if isinstance(value, str) else value
+
+
+def table_from_result(result: RunSqlResponse, limit: int) -> TablePart | None:
+    """The result table of ``/run_sql``: its ``columns`` give order and types."""
+    columns = list(result.columns)
+    if not columns and result.records:
+        columns = [(str(name), "") for name in result.records[0]]
+    if not columns:
+        return None
+    rows = tuple(tuple(_cell(record.get(name)) for name, _ in columns) for record in result.records)
+    total = len(rows) if len(rows) < limit else None  # a full page may have more behind it
+    return TablePart(TABLE_ID, tuple(Column(fix_surrogates(n), t) for n, t in columns), rows, total)
+
+
+def table_from_spec(spec: Any, limit: int, sample_size: int) -> TablePart | None:
+    """A table from a chart's inline ``data.values`` (column order as first seen; no types)."""
+    data = spec.get("data") if isinstance(spec, dict) else None
+    values = data.get("values") if isinstance(data, dict) else None
+    if not isinstance(values, list):
+        return None
+    records = [v for v in values if isinstance(v, dict)]
+    if not records:
+        return None
+    names: dict[str, None] = {}
+    for record in records:
+        for name in record:
+            names.setdefault(str(name), None)
+    rows = tuple(tuple(_cell(record.get(name)) for name in names) for record in records[:limit])
+    total = len(records) if len(records) < sample_size else None
+    return TablePart(TABLE_ID, tuple(Column(fix_surrogates(n)) for n in names), rows, total)
+
+
 def is_drawable(spec: Any) -> bool:
     """Wren can answer 200 with an empty LLM schema: a spec with no ``mark``/``encoding``."""
     return (isinstance(spec, dict) and bool(spec.get("mark"))
@@ -85,6 +134,7 @@ class WrenBackend:
         self.settings = settings
         self._client = WrenClient(settings, transport=transport)
         self._sleep = sleep  # injectable so rate-limit tests need not wait
+        self._stream_route = True  # until the server answers /stream/ask with "no such route"
 
     # -- Backend protocol ---------------------------------------------------------------------
     async def ask(self, request: AskRequest) -> AsyncIterator[Update]:
@@ -93,7 +143,8 @@ class WrenBackend:
         Only :class:`asyncio.CancelledError` (a stop) escapes; any other failure becomes a
         ``Finished(FAILED, ErrorPart)``.
         """
-        run = self._ask_streaming(request) if self.settings.streaming else self._ask_once(request)
+        streaming = self.settings.streaming and self._stream_route
+        run = self._ask_streaming(request) if streaming else self._ask_once(request)
         finished = False
         try:
             async for update in run:
@@ -119,6 +170,11 @@ class WrenBackend:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def _language(self, request: AskRequest) -> str | None:
+        """Wren's name for the asker's language, else for the operator's default, else none
+        (the project's language applies)."""
+        return wren_language(request.language) or wren_language(self.settings.language)
+
     # -- request/response ---------------------------------------------------------------------
     async def _ask_once(self, request: AskRequest) -> AsyncIterator[Update]:
         asking = "Asking Wren AI…"
@@ -127,7 +183,7 @@ class WrenBackend:
             response = None
             calls = self._rate_limited(lambda: self._client.ask(
                 request.question, thread_id=request.session_id,
-                language=request.language or self.settings.language,
+                language=self._language(request),
                 sample_size=self.settings.ask_sample_size), asking)
             async with contextlib.aclosing(calls):
                 async for item in calls:
@@ -145,11 +201,12 @@ class WrenBackend:
             yield SessionAssigned(session_id=thread_id, run_id=response.id)
 
         if response.sql:
-            yield PartUpsert(SqlPart(SQL_ID, response.sql))
+            sql = fix_surrogates(response.sql)
+            yield PartUpsert(SqlPart(SQL_ID, sql))
             summary = unescape_literal(response.summary)
             if summary.strip():
                 yield PartUpsert(TextPart(SUMMARY_ID, summary))
-            async for update in self._chart(request.question, response.sql, thread_id):
+            async for update in self._results(request.question, sql, thread_id):
                 yield update
             yield Finished(Outcome.DONE)
             return
@@ -177,7 +234,7 @@ class WrenBackend:
         while True:
             stream = self._client.stream_ask(
                 request.question, thread_id=request.session_id,
-                language=request.language or self.settings.language,
+                language=self._language(request),
                 sample_size=self.settings.ask_sample_size)
             try:
                 async with contextlib.aclosing(stream):
@@ -188,6 +245,13 @@ class WrenBackend:
                             break
                 break
             except WrenApiError as err:
+                if err.status in NO_STREAM_ROUTE and not folder.started:
+                    log.warning("wren: the server answered HTTP %s to /stream/ask; asking through "
+                                "/ask from now on (no live steps)", err.status)
+                    self._stream_route = False
+                    async for update in self._ask_once(request):
+                        yield update
+                    return
                 wait = self._retry_wait(err, attempt)
                 if wait is None or folder.started:
                     yield self._failed(err)
@@ -206,7 +270,7 @@ class WrenBackend:
             yield self._failed(folder.error)
             return
         if folder.sql:
-            async for update in self._chart(request.question, folder.sql, folder.thread_id):
+            async for update in self._results(request.question, folder.sql, folder.thread_id):
                 yield update
             yield Finished(Outcome.DONE)
             return
@@ -218,9 +282,53 @@ class WrenBackend:
             "Wren AI ended the answer early without a query or an explanation. Please try again.",
             code="empty_answer"))
 
-    # -- chart --------------------------------------------------------------------------------
-    async def _chart(self, question: str, sql: str, thread_id: str | None) -> AsyncIterator[Update]:
-        """Yield exactly one chart part: a spec, or a note saying why there is none."""
+    # -- table and chart ----------------------------------------------------------------------
+    async def _results(self, question: str, sql: str, thread_id: str | None) -> AsyncIterator[Update]:
+        """The result table (``/run_sql``), then the chart; the chart's rows stand in for a
+        table ``/run_sql`` could not give."""
+        limit = self.settings.table_rows
+        table: TablePart | None = None
+        if limit > 0:
+            async for item in self._table(sql, thread_id, limit):
+                if isinstance(item, _Result):
+                    table = item.value
+                else:
+                    yield item
+            if table is not None:
+                yield PartUpsert(table)
+        spec: Any = None
+        async for item in self._chart(question, sql, thread_id):
+            if isinstance(item, _Result):
+                spec = item.value
+            else:
+                yield item
+        if limit > 0 and table is None:
+            fallback = table_from_spec(spec, limit, self.settings.chart_sample_size)
+            if fallback is not None:
+                yield PartUpsert(fallback)
+
+    async def _table(self, sql: str, thread_id: str | None,
+                     limit: int) -> AsyncIterator[PartUpsert | _Result[TablePart | None]]:
+        fetching = "Fetching the result rows…"
+        yield _status(fetching)
+        result: RunSqlResponse | None = None
+        try:
+            calls = self._rate_limited(lambda: self._client.run_sql(
+                sql, thread_id=thread_id, limit=limit), fetching)
+            async with contextlib.aclosing(calls):
+                async for item in calls:
+                    if isinstance(item, _Result):
+                        result = item.value
+                    else:
+                        yield item
+        except (WrenApiError, WrenTransportError, WrenProtocolError) as err:
+            log.info("wren: no result table from /run_sql (%s)", messages.error_code(err))
+        yield _Result(table_from_result(result, limit) if result is not None else None)
+
+    async def _chart(self, question: str, sql: str,
+                     thread_id: str | None) -> AsyncIterator[Update | _Result[Any]]:
+        """Yield exactly one chart part: a spec, or a note saying why there is none; then the
+        spec as a ``_Result`` (``None`` without one)."""
         drawing = "Drawing a chart…"
         yield _status(drawing)
         try:
@@ -237,14 +345,16 @@ class WrenBackend:
         except (WrenApiError, WrenTransportError, WrenProtocolError) as err:
             log.info("wren: no chart (%s)", messages.error_code(err))
             yield PartUpsert(ChartPart(CHART_ID, note=messages.chart_note(err, self.settings.api_key)))
+            yield _Result(None)
             return
         assert chart is not None
         spec = chart.vega_spec
         if not is_drawable(spec):
             yield PartUpsert(ChartPart(
                 CHART_ID, note="No chart this time: Wren AI returned an empty chart design."))
-            return
-        yield PartUpsert(ChartPart(CHART_ID, title=chart_title(spec), vega_spec=spec))
+        else:
+            yield PartUpsert(ChartPart(CHART_ID, title=chart_title(spec), vega_spec=spec))
+        yield _Result(spec)
 
     # -- rate limits and failures -------------------------------------------------------------
     def _retry_wait(self, err: WrenApiError, attempt: int) -> float | None:

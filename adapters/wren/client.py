@@ -22,6 +22,7 @@ from adapters.wren.settings import WrenSettings
 
 ASK_PATH = "/ask"
 CHART_PATH = "/generate_vega_chart"
+RUN_SQL_PATH = "/run_sql"
 STREAM_ASK_PATH = "/stream/ask"
 
 _USER_AGENT = "insightbot/0.1 (+wren adapter)"
@@ -114,6 +115,37 @@ class ChartResponse:
     def from_json(cls, data: Mapping[str, Any]) -> "ChartResponse":
         return cls(id=_opt_str(data, "id"), thread_id=_opt_str(data, "threadId"),
                    vega_spec=data.get("vegaSpec"))
+
+
+@dataclass(frozen=True)
+class RunSqlResponse:
+    """``POST /run_sql`` 200: ``records`` (objects keyed by column name) in the order and with the
+    types of ``columns`` (``[{name, type}]``). ``total_rows`` counts the rows *returned* (at most
+    the request's ``limit``), not the whole result."""
+
+    id: str | None
+    thread_id: str | None
+    columns: tuple[tuple[str, str], ...]
+    records: tuple[dict[str, Any], ...]
+    total_rows: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RunSqlResponse":
+        raw_columns = data.get("columns")
+        raw_records = data.get("records")
+        if not isinstance(raw_columns, list) or not isinstance(raw_records, list):
+            raise WrenProtocolError("Wren AI sent a query result without columns or records")
+        columns = []
+        for column in raw_columns:
+            if isinstance(column, Mapping) and column.get("name") not in (None, ""):
+                columns.append((str(column["name"]), str(column.get("type") or "")))
+            elif isinstance(column, str) and column:
+                columns.append((column, ""))
+        records = tuple(r for r in raw_records if isinstance(r, dict))
+        total = data.get("totalRows")
+        return cls(id=_opt_str(data, "id"), thread_id=_opt_str(data, "threadId"),
+                   columns=tuple(columns), records=records,
+                   total_rows=total if isinstance(total, int) and not isinstance(total, bool) else None)
 
 
 @dataclass(frozen=True)
@@ -246,6 +278,16 @@ class WrenClient:
             body["sampleSize"] = int(sample_size)
         data = await self._post_json(CHART_PATH, body, self._settings.effective_chart_timeout)
         return ChartResponse.from_json(data)
+
+    async def run_sql(self, sql: str, *, thread_id: str | None = None,
+                      limit: int | None = None) -> RunSqlResponse:
+        body: dict[str, Any] = {"sql": sql}
+        if thread_id:
+            body["threadId"] = thread_id
+        if limit is not None:
+            body["limit"] = int(limit)
+        data = await self._post_json(RUN_SQL_PATH, body, self._settings.effective_chart_timeout)
+        return RunSqlResponse.from_json(data)
 
     async def stream_ask(self, question: str, *, thread_id: str | None = None,
                          language: str | None = None,

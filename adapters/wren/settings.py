@@ -27,10 +27,11 @@ class WrenSettings:
     connect_timeout: float = 10.0
     ask_sample_size: int | None = None  # rows the summary sees; None: the server's default (500)
     chart_sample_size: int = 2000  # rows embedded in the Vega-Lite spec; keep chat images small
+    table_rows: int = 1000  # rows of the result table (/run_sql limit); 0: no table
     max_rate_limit_wait: float = 60.0  # longest Retry-After we are willing to sleep through
     max_rate_limit_retries: int = 2
-    language: str | None = None  # default answer language when the request names none
-    streaming: bool = False  # use /api/v1/stream/ask and show steps as they happen
+    language: str | None = None  # default answer language when the request names none (BCP 47 or a Wren name)
+    streaming: bool = False  # use /api/v1/stream/ask and show steps as they happen (/ask if the server has none)
 
     @property
     def api_root(self) -> str:

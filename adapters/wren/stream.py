@@ -29,17 +29,30 @@ _STEPS: dict[str, tuple[str, str]] = {
 }
 _BLOCK_PART = {"summary_generation": "summary", "explanation": "explanation"}
 _TRAILING_ESCAPE = re.compile(r"(\\+)(u[0-9a-fA-F]{0,3})?$")
+_TRAILING_HIGH_SURROGATE = re.compile(r"(\\+)u[dD][89abAB][0-9a-fA-F]{2}$")
+
+
+def _held_back(raw: str, pattern: re.Pattern[str]) -> str | None:
+    """``raw`` without its trailing escape matched by ``pattern``, if that escape is real (an odd
+    run of backslashes starts it; an even run is escaped backslashes followed by plain text)."""
+    match = pattern.search(raw)
+    if match and len(match.group(1)) % 2 == 1:
+        return raw[: match.end(1) - 1]
+    return None
 
 
 def display_text(raw: str) -> str:
     """Unescape text that may end inside an escape sequence (deltas split anywhere).
 
     An odd run of trailing backslashes means the last one starts an escape whose rest has not
-    arrived yet; it is held back instead of flashing a stray ``\\`` at the reader.
+    arrived yet; it is held back instead of flashing a stray ``\\`` at the reader. So is a
+    trailing escaped high surrogate (the first half of an emoji): its low half may be in the
+    next delta, and shown alone it would be a replacement character.
     """
-    match = _TRAILING_ESCAPE.search(raw)
-    if match and len(match.group(1)) % 2 == 1:
-        raw = raw[: match.end(1) - 1]
+    for pattern in (_TRAILING_ESCAPE, _TRAILING_HIGH_SURROGATE):
+        cut = _held_back(raw, pattern)
+        if cut is not None:
+            raw = cut
     return unescape_literal(raw)
 
 

@@ -16,9 +16,15 @@ The vendor documents no error *code* for an expired token (only ``success=false`
 used here (``token_error_code``) is an assumption the adapter must not rely on.
 
 Fault knobs: :meth:`FakeClickZetta.fail` (``success_false``, ``nested``, ``http_500``,
-``http_408``, ``non_json``, ``no_data``, ``no_data_ok`` on any endpoint), token expiry after N
-calls or on demand, :meth:`hold` / :meth:`release` to pause an analysis, ``ignore_stop``,
-``broken_sessions``; every request is recorded for assertions.
+``http_408``, ``non_json``, ``no_data``, ``no_data_ok`` on any endpoint), :meth:`stall` (a slow
+answer), token expiry after N calls or on demand, :meth:`hold` / :meth:`release` to pause an
+analysis, ``ignore_stop``, ``broken_sessions``; every request is recorded for assertions.
+
+Several answer groups: items may carry ``resGroupId`` (seen in cz-cli's client and its mocks; the
+official pages do not document it). cz-cli takes the final answer from the *latest* group, so a
+question's responses can hold more than one. ``fake.script_factory = grouped_script`` makes every
+question answer in two groups: a first pass (its own SQL, chart and summary) and then the final
+one, all items tagged with their ``resGroupId``.
 """
 
 from __future__ import annotations
@@ -140,6 +146,43 @@ def default_script(question_id: int, msg: str) -> list[dict[str, Any]]:
     ]
 
 
+GROUPED_FIRST_SQL = "SELECT region AS district, COUNT(*) AS deals FROM beijing_housing GROUP BY region"
+GROUPED_FIRST_SUMMARY = "First pass: counted deals per district."
+GROUPED_FINAL_SUMMARY = "**Final:** Chaoyang District leads with CNY 103.49 billion."
+
+
+def grouped_script(question_id: int, msg: str) -> list[dict[str, Any]]:
+    """Two ``resGroupId`` groups in one question: group 1 (knowledge, SQL, chart, summary), then
+    group 2 (its own SQL, chart and summary) and the finish, every item tagged with its group."""
+    base = question_id * 100
+    group_one, group_two = base + 1, base + 2
+
+    def item(n: int, group: int, data_type: str, message: str = "", **model: Any) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": str(base + n), "dataType": data_type, "message": message,
+                                 "resGroupId": group}
+        if model:
+            entry["modelRes"] = {"code": 200, "data": {"dataType": data_type, **model}}
+        return entry
+
+    return [
+        item(1, group_one, "notify", "Thinking next step"),
+        item(2, group_one, "message", "Viewed knowledge details",
+             knowledgeData={"detailItems": [{"id": 51, "keys": "Beijing Second-hand Housing",
+                                             "value": json.dumps({"desc": "Deals since 2015"}),
+                                             "type": "TEXT"}]}),
+        item(3, group_one, "code", "Generated SQL", codeType="sql", code=GROUPED_FIRST_SQL),
+        item(4, group_one, "echarts_plus", "Deals by district", chartType="ECHARTS",
+             columns="District (STRING), Deals (LONG)", calculateSql=GROUPED_FIRST_SQL),
+        item(5, group_one, "summary", "Analysis complete", summaryData=GROUPED_FIRST_SUMMARY),
+        item(6, group_two, "notify", "Refining the analysis"),
+        item(7, group_two, "code", "Generated SQL", codeType="sql", code=CHART_SQL),
+        item(8, group_two, "echarts_plus", "Transaction amount by district", chartType="ECHARTS",
+             columns=CHART_COLUMNS, calculateSql=CHART_SQL),
+        item(9, group_two, "summary", "Analysis complete", summaryData=GROUPED_FINAL_SUMMARY),
+        item(10, group_two, "finish", "Analysis complete"),
+    ]
+
+
 class FakeClickZetta:
     """``async with FakeClickZetta() as fake: base_url = fake.base_url`` (or ``await fake.start()``)."""
 
@@ -168,6 +211,7 @@ class FakeClickZetta:
         self.concurrent_questions = 0  # queries submitted while the session had one running
         self.poll_count = 0
         self._faults: dict[str, deque[tuple[str, str | None, str | None]]] = defaultdict(deque)
+        self._stalls: dict[str, deque[asyncio.Event]] = defaultdict(deque)
         self._next_session = 4729
         self._next_question = 34339
         self._hold_at: int | None = None
@@ -193,6 +237,9 @@ class FakeClickZetta:
     async def close(self) -> None:
         if self._released is not None:
             self._released.set()
+        for stalls in self._stalls.values():
+            for gate in stalls:
+                gate.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -212,6 +259,15 @@ class FakeClickZetta:
             raise ValueError(f"unknown endpoint {endpoint!r}")
         for _ in range(times):
             self._faults[endpoint].append((kind, message, code))
+
+    def stall(self, endpoint: str) -> asyncio.Event:
+        """The next call of ``endpoint`` answers only once the returned event is set (a slow
+        server; the client's per-request timeout should give up first)."""
+        if endpoint not in PATHS:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        gate = asyncio.Event()
+        self._stalls[endpoint].append(gate)
+        return gate
 
     def hold(self, at_step: int) -> None:
         """Pause every analysis once it has shown ``at_step`` items, until :meth:`release`."""
@@ -339,6 +395,8 @@ class FakeClickZetta:
                      endpoint: str) -> tuple[RecordedRequest, web.Response | None]:
         """Record a call; answer at once with an injected fault or an auth refusal, if any."""
         rec = await self._record(request)
+        if self._stalls[endpoint]:
+            await self._stalls[endpoint].popleft().wait()
         return rec, self._fault(endpoint, rec.path) or self._authenticate(rec)
 
     async def _token(self, request: web.Request) -> web.Response:

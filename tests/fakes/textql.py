@@ -15,14 +15,26 @@ Legacy surface (seed 002):
 v2 surface (§2.3): Bearer auth, ``POST /v2/chats/stream`` (``data:``-only events: metadata,
 text deltas, cells, assets, done; ``model`` with ``chat_id`` → 400; unknown ``chat_id`` → 404),
 ``POST /v2/chats/{id}/cancel`` → ``{"cancelled": bool}``, ``GET /v2/chats``, ``GET /v2/chats/{id}``.
+``GET /v2/chats/{id}`` is the archived v2 OpenAPI's ``GetChatResponse``: ``{"chat": {"id",
+"model"}, "messages": [ChatMessage{role, content, created_at, cell_id, assets}], "assets":
+[Asset{…, message_cell_id}]}``. What it holds is what Ana *produced* for each question — the whole
+script, not what reached the client — so a stream cut short can be recovered from it: every run
+of text deltas between two steps is one markdown cell, i.e. one assistant message with its own
+``cell_id``; the run's assets belong to its last assistant message. Asset URLs are "freshly
+signed on every fetch" (``?sig=N`` changes on every GET).
 
 Images: ``GET /images/{name}`` serves :attr:`FakeTextQL.images` without auth (signed URLs), and
 ``GET /redirect/{name}`` answers 302 to :attr:`FakeTextQL.redirects` ``[name]``.
 
-Fault knobs: ``fail_status`` (every API route), ``fail_once`` (the next requests, one status each), ``end_without_done``, ``malformed_block``,
-``silent_after`` (send nothing after N events until :attr:`release` is set), ``hold_after``
-(keep the stream alive with keep-alive comments after N events until released). A client that
-goes away mid-stream sets :attr:`stream_closed`.
+Fault knobs: ``fail_status`` (every API route), ``fail_once`` (the next requests, one status
+each), ``end_without_done``, ``malformed_block`` (one event whose data is not JSON, early in the
+stream) or ``malformed_at`` (the same before script event N; ``malformed_data`` is what it
+carries), ``silent_after`` (send nothing after N events until :attr:`release` is set),
+``hold_after`` (keep the stream alive with keep-alive comments after N events until released),
+``cut_after`` (end the stream cleanly after N events: no ``done``), ``break_after`` (drop the
+connection after N events, mid-chunk), ``get_chat_status`` (``GET /v2/chats/{id}`` answers this
+error status) and ``answer_pending`` (``GET /v2/chats/{id}`` does not show the latest question's
+answer yet). A client that goes away mid-stream sets :attr:`stream_closed`.
 """
 
 from __future__ import annotations
@@ -289,6 +301,18 @@ DETAIL_EXAMPLE = [
 ]
 
 
+def _script_chat_id(events: list[SseEvent]) -> str | None:
+    """The ``chat_id`` of a v2 script's ``metadata`` event, if it has one."""
+    for ev in events:
+        try:
+            payload = json.loads(ev.data)
+        except ValueError:
+            continue
+        if isinstance(payload, dict) and payload.get("type") == "metadata" and payload.get("chat_id"):
+            return str(payload["chat_id"])
+    return None
+
+
 # -- wire encoding -------------------------------------------------------------------------------
 def encode_event(ev: SseEvent, index: int) -> bytes:
     """SSE text for one event; odd events end their lines in ``\\r\\n``."""
@@ -318,6 +342,57 @@ class RecordedRequest:
 
 
 @dataclass
+class ChatTurn:
+    """One question of a v2 chat and what Ana produced for it (assistant messages, assets)."""
+
+    question: str
+    created_at: str
+    messages: list[dict[str, Any]]
+    assets: list[dict[str, Any]]
+
+
+def turn_from_script(question: str, events: list[SseEvent], *, created_at: str) -> ChatTurn:
+    """What TextQL keeps of one run: each run of text deltas between steps is one assistant
+    message (a markdown cell); the run's assets belong to its last assistant message."""
+    messages: list[dict[str, Any]] = []
+    assets: list[dict[str, Any]] = []
+    open_text = False
+    for ev in events:
+        try:
+            payload = json.loads(ev.data)
+        except ValueError:
+            continue
+        if not isinstance(payload, dict):
+            continue
+        kind = payload.get("type")
+        if kind == "text" and isinstance(payload.get("text"), str):
+            if not open_text:
+                messages.append({"role": "assistant", "content": "", "created_at": created_at,
+                                 "cell_id": str(uuid.uuid4()), "assets": []})
+                open_text = True
+            messages[-1]["content"] += payload["text"]
+        elif kind in ("cell", "asset"):
+            open_text = False
+            if kind == "asset" and isinstance(payload.get("asset"), dict):
+                assets.append(dict(payload["asset"]))
+    if messages:
+        owner = messages[-1]["cell_id"]
+        for asset in assets:
+            asset["message_cell_id"] = owner
+        messages[-1]["assets"] = assets
+    return ChatTurn(question, created_at, messages, assets)
+
+
+def _signed(asset: dict[str, Any], serial: int) -> dict[str, Any]:
+    """An asset as a fresh fetch shows it: same asset, a newly signed URL."""
+    url = asset.get("url")
+    if not isinstance(url, str) or not url or url.startswith("data:"):
+        return dict(asset)
+    base = url.split("?", 1)[0]
+    return dict(asset, url=f"{base}?sig={serial}")
+
+
+@dataclass
 class _StreamState:
     events_sent: int = 0
     chat_id: str = ""
@@ -342,8 +417,14 @@ class FakeTextQL:
         self.fail_once: list[int] = []  # statuses for the next API requests, one each
         self.end_without_done = False
         self.malformed_block = False
+        self.malformed_at: int | None = None
+        self.malformed_data = "{not json"
         self.silent_after: int | None = None
         self.hold_after: int | None = None
+        self.cut_after: int | None = None
+        self.break_after: int | None = None
+        self.get_chat_status: int | None = None
+        self.answer_pending = False
         self.release = asyncio.Event()
         self.stream_closed = asyncio.Event()
         # state
@@ -352,6 +433,8 @@ class FakeTextQL:
         self.requests: list[RecordedRequest] = []
         self.cancelled_chats: list[str] = []
         self.chats: dict[str, list[str]] = {}  # v2 chat id → questions
+        self.turns: dict[str, list[ChatTurn]] = {}  # v2 chat id → what Ana produced per question
+        self._signatures = 0
         self._streams: list[_StreamState] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -430,6 +513,13 @@ class FakeTextQL:
             return web.json_response(error_body(status), status=status)
         return None
 
+    def _with_malformed(self, events: list[SseEvent], *, default_at: int, event: str | None) -> list[SseEvent]:
+        """``events`` with one event whose data is not JSON, if a knob asks for it."""
+        at = self.malformed_at if self.malformed_at is not None else (default_at if self.malformed_block else None)
+        if at is None:
+            return events
+        return [*events[:at], SseEvent(self.malformed_data, event), *events[at:]]
+
     def _image_url(self) -> str:
         return self.image_url or f"{self.base_url}/images/chart.png"
 
@@ -441,8 +531,7 @@ class FakeTextQL:
         if not request.query.get("query"):
             return web.json_response(error_body(400), status=400)
         events = list(self.legacy_script or legacy_script(self._image_url()))
-        if self.malformed_block:
-            events.insert(4, SseEvent('{"tag":"TextBlock","contents":"The largest sto', "block"))
+        events = self._with_malformed(events, default_at=4, event="block")
         if self.end_without_done:
             events = [e for e in events if e.event != "message"]
         return await self._stream(request, events, _StreamState(chat_id=SEED_CHAT_ID))
@@ -474,11 +563,13 @@ class FakeTextQL:
             return web.json_response(error_body(404), status=404)
         continuation = bool(chat_id)
         chat_id = chat_id or str(uuid.uuid4())
-        self.chats.setdefault(chat_id, []).append(question)
         events = list(self.v2_script or v2_script(chat_id, image_url=self._image_url(),
                                                   continuation=continuation))
-        if self.malformed_block:
-            events.insert(2, SseEvent('{"type":"text","text":"Reven'))
+        chat_id = _script_chat_id(events) or chat_id  # a custom script names its own chat
+        self.chats.setdefault(chat_id, []).append(question)
+        self.turns.setdefault(chat_id, []).append(
+            turn_from_script(question, events, created_at=f"2026-01-05T10:{len(self.chats[chat_id]):02d}:00Z"))
+        events = self._with_malformed(events, default_at=2, event=None)
         if self.end_without_done:
             events = [e for e in events if '"type": "done"' not in e.data]
         return await self._stream(request, events, _StreamState(chat_id=chat_id))
@@ -510,17 +601,26 @@ class FakeTextQL:
         await self._record(request)
         if (refusal := self._refusal(request, basic=False, bearer=True)) is not None:
             return refusal
+        if self.get_chat_status is not None:
+            return web.json_response(error_body(self.get_chat_status), status=self.get_chat_status)
         chat_id = request.match_info["chat_id"]
         if chat_id not in self.chats:
             return web.json_response(error_body(404), status=404)
+        self._signatures += 1
         messages: list[dict[str, Any]] = []
-        for question in self.chats[chat_id]:
-            messages.append({"role": "user", "content": question, "created_at": "2026-01-05T10:00:00Z"})
-            messages.append({"role": "assistant", "content": "Revenue by region: EMEA leads.",
-                             "created_at": "2026-01-05T10:00:09Z", "cell_id": str(uuid.uuid4()),
-                             "assets": []})
+        assets: list[dict[str, Any]] = []
+        turns = self.turns.get(chat_id, [])
+        for index, turn in enumerate(turns):
+            messages.append({"role": "user", "content": turn.question, "created_at": turn.created_at,
+                             "cell_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{chat_id}/{index}"))})
+            if self.answer_pending and index == len(turns) - 1:
+                continue  # Ana has not written this answer yet
+            for message in turn.messages:
+                signed = [_signed(a, self._signatures) for a in message["assets"]]
+                messages.append(dict(message, assets=signed))
+                assets += signed
         return web.json_response({"chat": {"id": chat_id, "model": "default"},
-                                  "messages": messages, "assets": []})
+                                  "messages": messages, "assets": assets})
 
     # -- images -------------------------------------------------------------------------------
     async def _image(self, request: web.Request) -> web.StreamResponse:
@@ -553,6 +653,13 @@ class FakeTextQL:
             await response.prepare(request)
             await response.write(b": stream opened\n\n")
             for index, event in enumerate(events):
+                if self.cut_after == index:
+                    break
+                if self.break_after == index:
+                    await response.write(b"data: {\"type\": \"te")  # half an event, then gone
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
                 if self.silent_after == index:
                     await self.release.wait()
                 if self.hold_after == index:

@@ -12,8 +12,24 @@ What it reproduces from the code (not the docs):
   ``{id, code, error, …extra}``; ``POLLING_TIMEOUT`` as HTTP 500;
 * ``/generate_vega_chart`` 200 ``{id, threadId, vegaSpec}`` where the spec went through a port of
   ``enhanceVegaSpec`` (``width:"container"``, config, hover params, colour channel…);
+* ``/run_sql`` 200 ``{id, records, columns: [{name, type}], threadId, totalRows}`` where
+  ``totalRows`` counts the rows *returned* (at most ``limit``, default 1000), not the result;
+  ``SQL is required`` / ``INVALID_SQL_ERROR`` as 400s. Logged under the thread, but it adds no
+  context (only SQL answers do);
 * ``/stream/ask``: ``data:`` events only (no ``event:`` names), errors in-band with HTTP 200;
-* ``threadId``: a UUID when none is given; context per thread = earlier SQL answers.
+  ``FakeWren(stream=False)`` is a server without the route (404, as an older deployment);
+* ``threadId``: a UUID when none is given; context per thread = earlier SQL answers;
+* keys and projects (``apiKeyAuth.ts``, ``getCurrentProject``): ``api_key`` is a ``psk-`` project
+  key (the server sets ``X-Project-Id`` to the key's project, ``key_project``); ``org_key`` is an
+  ``osk-`` organisation key that must send ``X-Project-Id`` — missing or unknown, the server
+  silently answers from its lowest-id project. Each recorded request notes the project that
+  answered it (``RecordedRequest.project``).
+
+Summaries with emoji, CJK and RTL text: ``script_ask_multilingual()`` scripts the next ``/ask``
+(or ``/stream/ask``) with :data:`MULTILINGUAL_SUMMARY` — escaped exactly as the server sends it,
+astral characters as ``\\ud83d\\ude00``-style surrogate pairs — and the reader must see
+:data:`MULTILINGUAL_SUMMARY_TEXT`. ``FakeWren(summary=MULTILINGUAL_SUMMARY)`` makes it every
+answer's summary (for platform end-to-end tests and benchmarks).
 
 Tests script the next answers (``script_*``) and read ``requests``; ``hold_ask`` keeps an
 ``/ask`` open until released, and ``wait_for_request`` / ``wait_for_cancel`` let tests wait on
@@ -42,8 +58,13 @@ API = "/api/v1"
 ASK = f"{API}/ask"
 STREAM_ASK = f"{API}/stream/ask"
 CHART = f"{API}/generate_vega_chart"
+RUN_SQL = f"{API}/run_sql"
 
-DEFAULT_API_KEY = "osk-" + "0123456789abcdef" * 4
+# A project key (the server pins X-Project-Id to its project) and an organisation key (the client
+# must name the project). Both formats: prefix + 64 hex characters.
+DEFAULT_API_KEY = "psk-" + "0123456789abcdef" * 4
+ORG_API_KEY = "osk-" + "fedcba9876543210" * 4
+DEFAULT_PROJECTS = ("1", "7")
 
 NO_RELEVANT_DATA_TEXT = ("I can't find the exact data you're looking for, but feel free to ask "
                          "about other available topics.")
@@ -89,6 +110,20 @@ DEFAULT_LLM_CHART = {
         "y": {"field": "total_payment_value", "type": "quantitative", "title": "Total Payments"},
     },
 }
+DEFAULT_COLUMNS: list[dict[str, str]] = [
+    {"name": "customer_state", "type": "VARCHAR"},
+    {"name": "total_payment_value", "type": "DOUBLE"},
+]
+
+# What the reader must see, and (below) what the server sends: the AI's JSON text cut out with a
+# regex, so still escaped with ASCII-only escapes — astral characters as surrogate pairs.
+MULTILINGUAL_SUMMARY_TEXT = (
+    "📈 São Paulo leads 👍🏽 — 北京 second, 𠀀 third.\n"
+    "Households 👨‍👩‍👧‍👦 grew; flags 🇧🇷🇯🇵.\n"
+    "العربية: المبيعات ارتفعت ١٢٪ — עברית: המכירות עלו \"מאוד\"."
+)
+MULTILINGUAL_SUMMARY = json.dumps(MULTILINGUAL_SUMMARY_TEXT, ensure_ascii=True)[1:-1]
+
 DEFAULT_EXPLANATION = (
     "I can help you analyze data from your connected database.\\n"
     "Try asking about specific metrics, trends, or comparisons."
@@ -171,6 +206,24 @@ def enhance_vega_spec(llm_spec: dict[str, Any], rows: list[dict[str, Any]]) -> d
     return out
 
 
+def infer_columns(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """``[{name, type}]`` for rows, in the first row's key order, typed as the engine would."""
+    if not rows:
+        return []
+    out = []
+    for name, value in rows[0].items():
+        if isinstance(value, bool):
+            kind = "BOOLEAN"
+        elif isinstance(value, int):
+            kind = "BIGINT"
+        elif isinstance(value, float):
+            kind = "DOUBLE"
+        else:
+            kind = "VARCHAR"
+        out.append({"name": name, "type": kind})
+    return out
+
+
 # -- recording and scripting ----------------------------------------------------------------
 
 @dataclass
@@ -180,6 +233,7 @@ class RecordedRequest:
     headers: CIMultiDict[str]
     json: Any
     query: dict[str, str]
+    project: str | None = None  # the project that answered (after authentication)
 
 
 @dataclass
@@ -190,7 +244,8 @@ class ThreadTurn:
 
 @dataclass
 class _Script:
-    """One scripted reply. ``kind``: sql | non_sql | error | rate_limit | raw | chart | chart_error."""
+    """One scripted reply. ``kind``: sql | non_sql | error | rate_limit | raw | chart | chart_error |
+    run_sql | run_sql_error."""
 
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -202,7 +257,8 @@ class _Script:
 
 
 def _endpoint(name: str) -> str:
-    aliases = {"ask": ASK, "chart": CHART, "generate_vega_chart": CHART, "stream/ask": STREAM_ASK}
+    aliases = {"ask": ASK, "chart": CHART, "generate_vega_chart": CHART, "stream/ask": STREAM_ASK,
+               "run_sql": RUN_SQL}
     if name in aliases:
         return aliases[name]
     return name if name.startswith("/api/") else f"{API}/{name.lstrip('/')}"
@@ -214,6 +270,13 @@ def _script_key(name: str) -> str:
     return ASK if key == STREAM_ASK else key
 
 
+def _observed(request_path: str, asked_for: str) -> bool:
+    """Whether a request at ``request_path`` is one a test asking about ``asked_for`` means:
+    ``"ask"`` is the question on either wire, so tests hold whatever ``WREN_STREAM`` says."""
+    wanted = _endpoint(asked_for)
+    return request_path == wanted or (wanted == ASK and request_path == STREAM_ASK)
+
+
 def _uid() -> str:
     return str(uuid.uuid4())
 
@@ -221,15 +284,28 @@ def _uid() -> str:
 class FakeWren:
     """The fake server. ``async with FakeWren() as fake: base = fake.base_url``."""
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY, *, chart_rows: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, api_key: str = DEFAULT_API_KEY, *, chart_rows: list[dict[str, Any]] | None = None,
+                 columns: list[dict[str, str]] | None = None, summary: str = DEFAULT_SUMMARY,
+                 stream: bool = True, org_key: str = ORG_API_KEY,
+                 projects: tuple[str, ...] = DEFAULT_PROJECTS, key_project: str = "7") -> None:
+        """``chart_rows`` are the result rows of every query (chart data and ``/run_sql``);
+        ``columns`` their ``[{name, type}]`` (inferred from the rows when not given);
+        ``summary`` is the (escaped) summary of unscripted SQL answers."""
         self.api_key = api_key
+        self.org_key = org_key
+        self.projects = tuple(sorted(projects, key=int))
+        self.key_project = key_project
         self.requests: list[RecordedRequest] = []
         self.cancelled: list[RecordedRequest] = []  # requests whose client went away mid-answer
         self.threads: dict[str, list[ThreadTurn]] = {}
         self.chart_rows = chart_rows if chart_rows is not None else list(DEFAULT_ROWS)
-        self._scripts: dict[str, deque[_Script]] = {ASK: deque(), CHART: deque()}
-        self._delays: dict[str, deque[float]] = {ASK: deque(), CHART: deque()}
-        self._holds: dict[str, deque[asyncio.Event]] = {ASK: deque(), CHART: deque()}
+        self.columns = columns if columns is not None else (
+            list(DEFAULT_COLUMNS) if chart_rows is None else infer_columns(self.chart_rows))
+        self.summary = summary
+        self.stream = stream
+        self._scripts: dict[str, deque[_Script]] = {ASK: deque(), CHART: deque(), RUN_SQL: deque()}
+        self._delays: dict[str, deque[float]] = {ASK: deque(), CHART: deque(), RUN_SQL: deque()}
+        self._holds: dict[str, deque[asyncio.Event]] = {ASK: deque(), CHART: deque(), RUN_SQL: deque()}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -238,8 +314,9 @@ class FakeWren:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", ASK, self._ask)
-        app.router.add_route("*", STREAM_ASK, self._stream_ask)
+        app.router.add_route("*", STREAM_ASK, self._stream_ask if self.stream else self._no_route)
         app.router.add_route("*", CHART, self._chart)
+        app.router.add_route("*", RUN_SQL, self._run_sql)
         self._runner, port = await serve(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
@@ -260,9 +337,24 @@ class FakeWren:
         await self.close()
 
     # -- scripting ----------------------------------------------------------------------------
-    def script_ask(self, sql: str = DEFAULT_SQL, summary: str = DEFAULT_SUMMARY) -> None:
+    def script_ask(self, sql: str = DEFAULT_SQL, summary: str | None = None) -> None:
         """Next ``/ask``: an SQL answer. ``summary`` is sent as given (put escapes in it yourself)."""
-        self._scripts[ASK].append(_Script("sql", {"sql": sql, "summary": summary}))
+        self._scripts[ASK].append(_Script("sql", {"sql": sql, "summary": self.summary if summary is None else summary}))
+
+    def script_ask_multilingual(self, sql: str = DEFAULT_SQL) -> None:
+        """Next ``/ask``: an SQL answer whose summary has emoji (ZWJ sequences, skin tones, flags),
+        CJK and RTL text, escaped as the server sends it (:data:`MULTILINGUAL_SUMMARY`)."""
+        self.script_ask(sql=sql, summary=MULTILINGUAL_SUMMARY)
+
+    def script_run_sql(self, records: list[dict[str, Any]] | None = None,
+                       columns: list[dict[str, str]] | None = None) -> None:
+        """Next ``/run_sql``: these records and columns (else the fake's rows), cut to ``limit``."""
+        self._scripts[RUN_SQL].append(_Script("run_sql", {"records": records, "columns": columns}))
+
+    def script_run_sql_error(self, status: int = 400, code: str | None = "INVALID_SQL_ERROR",
+                             error: str = "Error executing SQL query") -> None:
+        self._scripts[RUN_SQL].append(_Script("run_sql_error", {"status": status, "code": code,
+                                                                "error": error}))
 
     def script_ask_non_sql(self, explanation: str = DEFAULT_EXPLANATION, type: str = "NON_SQL_QUERY") -> None:
         """Next ``/ask``: a non-SQL answer (the code says ``NON_SQL_QUERY``, the docs ``EXPLANATION``)."""
@@ -337,8 +429,9 @@ class FakeWren:
 
     # -- observing ----------------------------------------------------------------------------
     def requests_to(self, path: str) -> list[RecordedRequest]:
-        path = _endpoint(path)
-        return [r for r in self.requests if r.path == path]
+        """Requests to ``path``. ``"ask"`` means the question, whichever wire carried it
+        (``/ask`` or ``/stream/ask``); name ``STREAM_ASK`` to see the stream alone."""
+        return [r for r in self.requests if _observed(r.path, path)]
 
     def context_for(self, thread_id: str) -> list[dict[str, str]]:
         """What Wren would send the AI as history for this thread: earlier SQL answers only."""
@@ -354,10 +447,8 @@ class FakeWren:
         return await self._wait(lambda: self.cancelled, path, count, timeout)
 
     async def _wait(self, source: Any, path: str, count: int, timeout: float) -> RecordedRequest:
-        path = _endpoint(path)
-
         def matching() -> list[RecordedRequest]:
-            return [r for r in source() if r.path == path]
+            return [r for r in source() if _observed(r.path, path)]
 
         async def wait() -> RecordedRequest:
             async with self._changed:
@@ -382,14 +473,25 @@ class FakeWren:
         await self._notify()
         return rec
 
-    def _auth_failure(self, request: web.Request) -> web.Response | None:
+    def _auth_failure(self, request: web.Request, rec: RecordedRequest) -> web.Response | None:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.startswith("Bearer ") else request.query.get("access_token", "")
         if not token:
             return web.json_response(AUTH_REQUIRED, status=401)
         if token.startswith(("osk-", "psk-")):
-            return None if token == self.api_key else web.json_response(INVALID_KEY, status=401)
+            if token not in (self.api_key, self.org_key):
+                return web.json_response(INVALID_KEY, status=401)
+            rec.project = self._project(token, request.headers.get("X-Project-Id"))
+            return None
         return web.json_response(INVALID_SESSION, status=401)
+
+    def _project(self, token: str, header: str | None) -> str:
+        """``psk-``: the key's own project (the header is overwritten). ``osk-``: the header's
+        project — or, missing or unknown, the lowest-id project, silently."""
+        if token.startswith("psk-"):
+            return self.key_project
+        named = (header or "").strip()
+        return named if named in self.projects else self.projects[0]
 
     async def _pause(self, endpoint: str) -> None:
         if self._delays[endpoint]:
@@ -450,7 +552,7 @@ class FakeWren:
         handler's own validation (which ``/stream/*`` writes in-band) rather than the auth layer.
         """
         rec = await self._record(request)
-        failure = self._auth_failure(request)
+        failure = self._auth_failure(request, rec)
         if failure is not None:
             return rec, failure, False
         try:
@@ -473,7 +575,7 @@ class FakeWren:
     def _ask_outcome(self, body: dict[str, Any]) -> tuple[str, _Script]:
         thread_id = body.get("threadId") or _uid()
         script = self._next_script(ASK, before_handler=False) or _Script(
-            "sql", {"sql": DEFAULT_SQL, "summary": DEFAULT_SUMMARY})
+            "sql", {"sql": DEFAULT_SQL, "summary": self.summary})
         sql = script.data.get("sql") if script.kind == "sql" else None
         self.threads.setdefault(thread_id, []).append(ThreadTurn(str(body["question"]), sql))
         return thread_id, script
@@ -491,6 +593,13 @@ class FakeWren:
             return web.json_response({"id": _uid(), "type": data["type"],
                                       "explanation": data["explanation"], "threadId": thread_id})
         return self._error(data["status"], data["error"], data["code"], **data["extra"])
+
+    async def _no_route(self, request: web.Request) -> web.Response:
+        """A deployment without this route: Next.js's 404 page (recorded, so tests can see it)."""
+        await self._record(request)
+        return web.Response(status=404, content_type="text/html",
+                            text="<!DOCTYPE html><html><body><h1>404</h1>"
+                                 "<h2>This page could not be found.</h2></body></html>")
 
     # -- /stream/ask ----------------------------------------------------------------------------
     async def _stream_ask(self, request: web.Request) -> web.StreamResponse:
@@ -567,6 +676,43 @@ class FakeWren:
             await self._send(resp, {"type": "content_block_delta",
                                     "delta": {"type": "text_delta", "text": text[i:i + step]}})
         await self._send(resp, {"type": "content_block_stop"})
+
+    # -- /run_sql -------------------------------------------------------------------------------
+    async def _run_sql(self, request: web.Request) -> web.Response:
+        # run_sql.ts checks the method and the SQL before anything else, then runs the query
+        # with ``limit`` (no validation; default 1000). Context is not extended by it.
+        rec = await self._record(request)
+        failure = self._auth_failure(request, rec)
+        if failure is not None:
+            return failure
+        try:
+            await self._pause(RUN_SQL)
+        except asyncio.CancelledError:
+            self.cancelled.append(rec)
+            await asyncio.shield(self._notify())
+            raise
+        early = self._next_script(RUN_SQL, before_handler=True)
+        if early is not None:
+            return self._early_reply(early)
+        if request.method != "POST":
+            return self._error(405, "Method not allowed")
+        body = rec.json if isinstance(rec.json, dict) else {}
+        if not body.get("sql"):
+            return self._error(400, "SQL is required")
+        limit = body.get("limit", 1000)
+        script = self._next_script(RUN_SQL, before_handler=False) or _Script("run_sql", {})
+        data = script.data
+        if script.kind == "run_sql_error":
+            return self._error(data["status"], data["error"], data["code"])
+        records = data.get("records")
+        records = list(self.chart_rows if records is None else records)
+        columns = data.get("columns") or (self.columns if data.get("records") is None
+                                          else infer_columns(records))
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:
+            records = records[:limit]
+        return web.json_response({"id": _uid(), "records": records, "columns": columns,
+                                  "threadId": body.get("threadId") or _uid(),
+                                  "totalRows": len(records)})
 
     # -- /generate_vega_chart -------------------------------------------------------------------
     async def _chart(self, request: web.Request) -> web.Response:

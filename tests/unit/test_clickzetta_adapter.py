@@ -9,13 +9,16 @@ from typing import AsyncIterator
 import pytest
 
 from adapters.answer import (
-    Answer, ChartPart, Finished, KnowledgePart, MetricPart, Outcome, PartKind, PartUpsert,
-    SessionAssigned, SqlPart, StatusPart, TextPart, Update,
+    Answer, ChartPart, Column, Finished, KnowledgePart, MetricPart, Outcome, PartKind, PartUpsert,
+    SessionAssigned, SqlPart, StatusPart, TablePart, TextPart, Update,
 )
 from adapters.base import AskRequest, Backend
 from adapters.clickzetta import ClickZettaBackend, ClickZettaSettings
 from adapters.clickzetta.adapter import CONTEXT_RESET_PART_ID
-from tests.fakes.clickzetta import SUMMARY_PARTIAL, FakeClickZetta
+from tests.fakes.clickzetta import (
+    CHART_SQL, GROUPED_FINAL_SUMMARY, GROUPED_FIRST_SQL, GROUPED_FIRST_SUMMARY, SUMMARY_PARTIAL,
+    FakeClickZetta, grouped_script,
+)
 
 QUESTION = "Second-hand housing sales in Beijing over the past 6 years by district"
 
@@ -141,8 +144,10 @@ async def test_bad_secret_fails_clearly(fake, make_backend) -> None:
 
 # -- errors -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind, times, code, fragment", [
-    ("success_false", 2, "MODEL_UNAVAILABLE", "model unavailable"),
-    ("nested", 2, "MODEL_UNAVAILABLE", "model unavailable"),
+    # a refusal: retried once with a renewed token, then once in a fresh session (4 calls)
+    ("success_false", 4, "MODEL_UNAVAILABLE", "model unavailable"),
+    ("nested", 4, "MODEL_UNAVAILABLE", "model unavailable"),
+    # not the session's fault: no fresh session is tried
     ("http_500", 1, "500", "HTTP 500"),
     ("non_json", 1, "bad_response", "not JSON"),
     ("no_data", 1, "204", "no question id"),
@@ -155,6 +160,11 @@ async def test_query_failures_end_the_run(fake, make_backend, kind, times, code,
     assert end.outcome is Outcome.FAILED
     assert end.error.code == code and fragment in end.error.message
     assert end.error.message.startswith("Could not submit the question")
+    assert len(fake.requests_to("query")) == times
+    # the thread keeps the session it was given; no "context reset" notice for a failure a fresh
+    # session did not cure
+    assert [u for u in updates if isinstance(u, SessionAssigned)] == [SessionAssigned("4729")]
+    assert not any(isinstance(u, PartUpsert) and u.part.id == CONTEXT_RESET_PART_ID for u in updates)
 
 
 async def test_session_creation_without_data_fails(fake, make_backend) -> None:
@@ -209,21 +219,49 @@ async def test_unknown_data_type_and_bad_raw_res(fake, make_backend) -> None:
     assert answer.text == "Done\nreally"
 
 
-# -- sessions that keep failing -----------------------------------------------------------------
-async def test_failing_session_is_replaced_with_a_notice(fake, make_backend) -> None:
+# -- sessions that stop working ---------------------------------------------------------------
+async def test_stale_session_is_replaced_on_the_first_failure(fake, make_backend) -> None:
+    backend = make_backend(fake)
+    session = fold(await collect(backend.ask(AskRequest(QUESTION)))).session_id
+    fake.broken_sessions.add(int(session))  # e.g. expired on the server: "Session does not exist"
+    updates = await collect(backend.ask(AskRequest("again", session_id=session)))
+    answer = fold(updates)
+    assert answer.outcome is Outcome.DONE  # the question is answered, not failed
+    assert SessionAssigned("4730") in updates and answer.session_id == "4730"
+    notice = next(p for p in answer.parts if p.id == CONTEXT_RESET_PART_ID)
+    assert isinstance(notice, TextPart) and "new one" in notice.markdown
+    assert [r.body["sessionId"] for r in fake.requests_to("query")] == [4729, 4729, 4729, 4730]
+    # and the next question goes straight to the new session
+    later = await collect(backend.ask(AskRequest("more", session_id=answer.session_id)))
+    assert finished(later).outcome is Outcome.DONE
+    assert fake.requests_to("query")[-1].body["sessionId"] == 4730
+    assert len(fake.requests_to("session")) == 2
+
+
+async def test_a_failure_a_fresh_session_does_not_cure_keeps_the_session(fake, make_backend) -> None:
+    backend = make_backend(fake)
+    session = fold(await collect(backend.ask(AskRequest(QUESTION)))).session_id
+    fake.fail("query", "success_false", times=4, message="Model is unavailable")
+    updates = await collect(backend.ask(AskRequest("again", session_id=session)))
+    end = finished(updates)
+    assert end.outcome is Outcome.FAILED and "Model is unavailable" in end.error.message
+    assert not [u for u in updates if isinstance(u, SessionAssigned)]  # context kept
+    assert not any(isinstance(u, PartUpsert) and u.part.id == CONTEXT_RESET_PART_ID for u in updates)
+    # once the model is back, the thread's own session answers, context intact
+    updates = await collect(backend.ask(AskRequest("and again", session_id=session)))
+    assert finished(updates).outcome is Outcome.DONE
+    assert fake.requests_to("query")[-1].body["sessionId"] == int(session)
+
+
+async def test_replacing_sessions_can_wait_for_repeated_failures(fake, make_backend) -> None:
     backend = make_backend(fake, session_failure_limit=2)
     session = fold(await collect(backend.ask(AskRequest(QUESTION)))).session_id
     fake.broken_sessions.add(int(session))
     first = await collect(backend.ask(AskRequest("again", session_id=session)))
     assert finished(first).outcome is Outcome.FAILED
     assert "Session does not exist" in finished(first).error.message
-    second = await collect(backend.ask(AskRequest("and again", session_id=session)))
-    answer = fold(second)
-    assert answer.outcome is Outcome.DONE
-    assert SessionAssigned("4730") in second and answer.session_id == "4730"
-    notice = next(p for p in answer.parts if p.id == CONTEXT_RESET_PART_ID)
-    assert isinstance(notice, TextPart) and "new one" in notice.markdown
-    assert fake.requests_to("query")[-1].body["sessionId"] == 4730
+    second = fold(await collect(backend.ask(AskRequest("and again", session_id=session))))
+    assert second.outcome is Outcome.DONE and second.session_id == "4730"
 
 
 async def test_unusable_stored_session_id_starts_a_new_one(fake, make_backend) -> None:
@@ -352,3 +390,96 @@ async def test_chart_query_failure_is_a_note_not_a_failure(fake, make_backend, t
     chart = answer.charts[0]
     assert chart.vega_spec is None and "no such table" in chart.note
     assert isinstance(next(p for p in answer.parts if isinstance(p, SqlPart)), SqlPart)
+
+
+
+# -- several answer groups (resGroupId) ---------------------------------------------------------
+async def test_only_the_latest_groups_result_is_shown(fake, make_backend, tmp_path) -> None:
+    db = _housing_db(tmp_path)
+    fake.script_factory = grouped_script
+    backend = make_backend(fake, warehouse_url=f"sqlite:///{db}")
+    updates = await collect(backend.ask(AskRequest(QUESTION)))
+    assert finished(updates).outcome is Outcome.DONE
+    # while group 1 was the latest, its summary was shown…
+    shown = [u.part for u in updates if isinstance(u, PartUpsert)]
+    assert any(isinstance(p, TextPart) and p.markdown == GROUPED_FIRST_SUMMARY for p in shown)
+    # …and the final answer holds group 2's result only
+    answer = fold(updates)
+    assert answer.text == GROUPED_FINAL_SUMMARY
+    assert [p.sql for p in answer.parts if isinstance(p, SqlPart)] == [CHART_SQL]
+    assert [c.sql for c in answer.charts] == [CHART_SQL]
+    tables = [p for p in answer.parts if isinstance(p, TablePart)]
+    assert len(tables) == 1 and tables[0].id == answer.charts[0].id + ":table"
+    assert GROUPED_FIRST_SQL not in repr(answer.parts)
+    assert any(isinstance(p, KnowledgePart) for p in answer.parts)  # what was consulted stays
+    # withdrawn parts are empty text in their old places: nothing for a platform to show
+    hidden = [p for p in answer.parts if isinstance(p, TextPart) and not p.markdown]
+    assert {p.id for p in hidden} == {"cz-3433901", "cz-3433903", "cz-3433904", "cz-3433904:table",
+                                      "cz-3433905"}
+
+
+# -- result tables from the warehouse -----------------------------------------------------------
+def _housing_db(tmp_path):
+    db = tmp_path / "housing.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE beijing_housing (region TEXT, transaction_price INTEGER, year INTEGER)")
+        conn.executemany("INSERT INTO beijing_housing VALUES (?, ?, ?)", [
+            ("Chaoyang", 600, 2020), ("Chaoyang", 435, 2021), ("Haidian", 981, 2021), ("Xicheng", 300, 2019)])
+    return db
+
+
+async def test_chart_rows_become_the_result_table(fake, make_backend, tmp_path) -> None:
+    db = _housing_db(tmp_path)
+    backend = make_backend(fake, warehouse_url=f"sqlite:///{db}")
+    answer = fold(await collect(backend.ask(AskRequest(QUESTION))))
+    [table] = [p for p in answer.parts if isinstance(p, TablePart)]
+    chart = answer.charts[0]
+    assert table.id == chart.id + ":table" and table.title == chart.title
+    # the chart's column names and types (from echarts_plus) in the query's order
+    assert table.columns == (Column("District", "STRING"), Column("Total Transaction Amount (10K CNY)", "LONG"))
+    assert table.rows == (("Chaoyang", 1035), ("Haidian", 981), ("Xicheng", 300))
+    assert table.total == 3
+    kinds = [p.kind for p in answer.parts]
+    assert kinds.index(PartKind.TABLE) == kinds.index(PartKind.CHART) + 1
+    assert backend.charts.queries_run == 1
+
+
+async def test_a_capped_result_has_no_known_total(fake, make_backend, tmp_path) -> None:
+    db = _housing_db(tmp_path)
+    answer = fold(await collect(make_backend(fake, warehouse_url=f"sqlite:///{db}",
+                                             warehouse_row_cap=2).ask(AskRequest(QUESTION))))
+    [table] = [p for p in answer.parts if isinstance(p, TablePart)]
+    assert len(table.rows) == 2 and table.total is None
+
+
+async def test_rows_that_make_no_chart_still_make_a_table(fake, make_backend, tmp_path) -> None:
+    db = tmp_path / "names.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE beijing_housing (region TEXT, transaction_price TEXT)")
+        conn.execute("INSERT INTO beijing_housing VALUES ('Chaoyang', 'n/a')")
+    fake.script = [{"id": "1", "dataType": "echarts_plus", "message": "Districts",
+                    "modelRes": {"data": {"columns": "District (STRING), Note (STRING)",
+                                          "calculateSql": "SELECT region, transaction_price FROM beijing_housing"}}},
+                   {"id": "2", "dataType": "finish"}]
+    answer = fold(await collect(make_backend(fake, warehouse_url=f"sqlite:///{db}").ask(AskRequest(QUESTION))))
+    assert answer.charts[0].vega_spec is None and "no numeric column" in answer.charts[0].note
+    [table] = [p for p in answer.parts if isinstance(p, TablePart)]
+    assert table.rows == (("Chaoyang", "n/a"),) and [c.name for c in table.columns] == ["District", "Note"]
+
+
+async def test_no_warehouse_no_table(fake, make_backend) -> None:
+    # The agent's items carry chart metadata and SQL, never rows (backends.md §1.5, §1.8).
+    answer = fold(await collect(make_backend(fake).ask(AskRequest(QUESTION))))
+    assert not [p for p in answer.parts if isinstance(p, TablePart)]
+    assert "CLICKZETTA_WAREHOUSE_URL" in answer.charts[0].note
+
+
+async def test_the_askers_language_is_not_sent(fake, make_backend) -> None:
+    """Text2InsightQuery documents no language field (seed 001: tenantId, userId, domainId,
+    sessionId, msg, loginToken, modelSettings.model_name); nothing undocumented is sent."""
+    backend = make_backend(fake, model_name="qwen/qwen3.6-plus")
+    await collect(backend.ask(AskRequest(QUESTION, language="pt-BR")))
+    [query] = fake.requests_to("query")
+    assert set(query.body) == {"tenantId", "userId", "domainId", "sessionId", "msg", "loginToken",
+                               "modelSettings"}
+    assert query.body["modelSettings"] == {"model_name": "qwen/qwen3.6-plus"}

@@ -196,7 +196,8 @@ async def test_session_id_as_int(http) -> None:
 
 async def test_network_failure_is_typed(http) -> None:
     settings = ClickZettaSettings(base_url="http://127.0.0.1:9/clickzetta-campaign-data",
-                                  app_secret_key="k", tenant_id=1, user_id=1, request_timeout=2)
+                                  app_secret_key="k", tenant_id=1, user_id=1, domain_id=1,
+                                  request_timeout=2)
     tokens = TokenProvider(http, settings.base_url, settings.app_secret_key)
     with pytest.raises(NetworkFailure):
         await ClickZettaClient(settings, http, tokens).new_session()
@@ -221,17 +222,50 @@ async def test_secret_and_token_never_reach_the_logs(fake, http, caplog) -> None
 
 def test_settings_validation() -> None:
     good = {"base_url": "https://api.clickzetta.com/clickzetta-campaign-data/", "app_secret_key": "k",
-            "tenant_id": "10", "user_id": 1}
+            "tenant_id": "10", "user_id": 1, "domain_id": "106"}
     settings = ClickZettaSettings(**good)
     assert settings.base_url.endswith("/clickzetta-campaign-data") and settings.tenant_id == 10
+    assert settings.domain_id == 106
+    assert settings.request_timeout == 60.0  # the vendor's per-request guidance (§1.4)
+    assert settings.model_name is None
     with pytest.raises(ValueError, match="CLICKZETTA_BASE_URL"):
         ClickZettaSettings(**{**good, "base_url": "https://api.clickzetta.com"})
     with pytest.raises(ValueError, match="CLICKZETTA_TENANT_ID"):
         ClickZettaSettings(**{**good, "tenant_id": "ten"})
+    for missing in (None, "", " "):  # Text2InsightQuery requires domainId
+        with pytest.raises(ValueError, match="^CLICKZETTA_DOMAIN_ID is required"):
+            ClickZettaSettings(**{**good, "domain_id": missing})
+    with pytest.raises(ValueError, match="CLICKZETTA_DOMAIN_ID must be a positive integer"):
+        ClickZettaSettings(**{**good, "domain_id": "0"})
     env = {"CLICKZETTA_BASE_URL": good["base_url"], "CLICKZETTA_APP_SECRET_KEY": "k",
-           "CLICKZETTA_TENANT_ID": "10", "CLICKZETTA_USER_ID": "1", "CLICKZETTA_POLL_INTERVAL": "0.5",
-           "CLICKZETTA_WAREHOUSE_URL": "sqlite:///x.db"}
+           "CLICKZETTA_TENANT_ID": "10", "CLICKZETTA_USER_ID": "1", "CLICKZETTA_DOMAIN_ID": "106",
+           "CLICKZETTA_POLL_INTERVAL": "0.5", "CLICKZETTA_WAREHOUSE_URL": "sqlite:///x.db"}
     from_env = ClickZettaSettings.from_env(env)
-    assert from_env.poll_interval == 0.5 and from_env.domain_id is None and from_env.warehouse_url
-    with pytest.raises(ValueError, match="CLICKZETTA_USER_ID"):
-        ClickZettaSettings.from_env({k: v for k, v in env.items() if k != "CLICKZETTA_USER_ID"})
+    assert from_env.poll_interval == 0.5 and from_env.domain_id == 106 and from_env.warehouse_url
+    assert from_env.request_timeout == 60.0 and from_env.model_name is None
+    tuned = ClickZettaSettings.from_env({**env, "CLICKZETTA_REQUEST_TIMEOUT": "75",
+                                         "CLICKZETTA_MODEL_NAME": "qwen/qwen3.6-plus"})
+    assert tuned.request_timeout == 75.0 and tuned.model_name == "qwen/qwen3.6-plus"
+    for required in ("CLICKZETTA_USER_ID", "CLICKZETTA_DOMAIN_ID"):
+        with pytest.raises(ValueError, match=required):
+            ClickZettaSettings.from_env({k: v for k, v in env.items() if k != required})
+
+
+async def test_model_name_is_sent_only_when_set(fake, http) -> None:
+    client, _ = _client(fake, http)
+    session = await client.new_session()
+    await client.submit(session, "q")
+    assert "modelSettings" not in fake.requests_to("query")[-1].body
+    client, _ = _client(fake, http, model_name="qwen/qwen3.6-plus")
+    await client.submit(session, "q2")
+    assert fake.requests_to("query")[-1].body["modelSettings"] == {"model_name": "qwen/qwen3.6-plus"}
+
+
+async def test_request_timeout_applies_to_each_call(http) -> None:
+    """A call slower than the per-request timeout fails as a timeout, naming the limit."""
+    async with FakeClickZetta() as fake:
+        gate = fake.stall("session")
+        client, _ = _client(fake, http, request_timeout=0.2)
+        with pytest.raises(NetworkFailure, match="within 0.2 s"):
+            await client.new_session()
+        gate.set()

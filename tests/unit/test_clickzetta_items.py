@@ -117,3 +117,61 @@ def test_unknown_types_and_garbage_are_progress_not_crashes(caplog) -> None:
     assert isinstance(empty_code, StepPart)
     assert isinstance(knowledge, KnowledgePart)
     assert "brand_new_type" in caplog.text
+
+
+# -- resGroupId: only the latest group's result -------------------------------------------------
+def _grouped() -> list[dict]:
+    from tests.fakes.clickzetta import grouped_script
+
+    return grouped_script(1, "q")
+
+
+def test_latest_group_only() -> None:
+    from tests.fakes.clickzetta import (
+        CHART_SQL, GROUPED_FINAL_SUMMARY, GROUPED_FIRST_SQL, GROUPED_FIRST_SUMMARY,
+    )
+
+    view = translate(_grouped())
+    assert view.finished is not None and view.finished.outcome is Outcome.DONE
+    texts = [p.markdown for p in view.parts if isinstance(p, TextPart)]
+    assert texts == [GROUPED_FINAL_SUMMARY]
+    assert GROUPED_FIRST_SUMMARY not in " ".join(texts)
+    assert [p.sql for p in view.parts if isinstance(p, SqlPart)] == [CHART_SQL]
+    assert [p.sql for p in view.parts if isinstance(p, ChartPart)] == [CHART_SQL]
+    assert GROUPED_FIRST_SQL not in json.dumps([getattr(p, "sql", "") for p in view.parts])
+    # what was consulted stays; the first pass's result and progress are withdrawn
+    assert any(isinstance(p, KnowledgePart) for p in view.parts)
+    assert set(view.withdrawn) == {"cz-101", "cz-103", "cz-104", "cz-105"}
+    assert not {p.id for p in view.parts} & set(view.withdrawn)
+
+
+def test_a_single_group_is_shown_whole() -> None:
+    first = _grouped()[:5]  # only group 1 so far: it is the latest
+    view = translate(first)
+    assert [p.markdown for p in view.parts if isinstance(p, TextPart)] == ["First pass: counted deals per district."]
+    assert view.withdrawn == ()
+    assert view.finished is None
+
+
+def test_group_ids_compare_as_values_and_ungrouped_items_stay() -> None:
+    items = [
+        {"id": "1", "dataType": "summary", "summaryData": "old", "resGroupId": 7},
+        {"id": "2", "dataType": "notify", "message": "no group"},
+        {"id": "3", "dataType": "summary", "summaryData": "new", "resGroupId": "8"},
+        {"id": "4", "dataType": "finish", "resGroupId": 8},
+    ]
+    view = translate(items)
+    assert [getattr(p, "markdown", None) for p in view.parts] == [None, "new"]
+    assert isinstance(view.parts[0], StatusPart)
+    assert view.withdrawn == ("cz-1",)
+    same = translate([{**items[0], "resGroupId": "7"}, {**items[2], "resGroupId": 7}, {**items[3], "resGroupId": 7}])
+    assert [p.markdown for p in same.parts if isinstance(p, TextPart)] == ["new"]
+
+
+def test_only_the_last_summary_of_a_group_is_the_answer() -> None:
+    items = [{"id": "1", "dataType": "summary", "summaryData": "draft"},
+             {"id": "2", "dataType": "summary", "message": "final"},
+             {"id": "3", "dataType": "finish"}]
+    view = translate(items)
+    assert [p.markdown for p in view.parts if isinstance(p, TextPart)] == ["final"]
+    assert view.withdrawn == ("cz-1",)

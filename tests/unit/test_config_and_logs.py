@@ -52,3 +52,99 @@ def test_secret_filter_masks_configured_and_token_shaped_values() -> None:
     message = record.getMessage()
     assert "super-secret-key" not in message and "xoxb-1234567890" not in message
     assert "osk-abc" not in message
+
+
+# -- backend settings (issue #10) -------------------------------------------------------------
+
+WREN = dict(BACKEND="wren", WREN_BASE_URL="https://wren.example.com")
+ORG_KEY = "osk-" + "a" * 64
+PROJECT_KEY = "psk-" + "b" * 64
+CLICKZETTA = dict(BACKEND="clickzetta",
+                  CLICKZETTA_BASE_URL="https://api.clickzetta.com/clickzetta-campaign-data",
+                  CLICKZETTA_APP_SECRET_KEY="secret&&key", CLICKZETTA_TENANT_ID="10",
+                  CLICKZETTA_USER_ID="1", CLICKZETTA_DOMAIN_ID="106")
+
+
+def test_wren_org_key_needs_a_project_id() -> None:
+    settings = Settings(_env_file=None, **WREN, WREN_API_KEY=ORG_KEY)
+    with pytest.raises(ConfigError) as err:
+        settings.require_backend()
+    message = str(err.value)
+    assert message.startswith("WREN_PROJECT_ID is required when BACKEND=wren")
+    assert "WREN_ALLOW_DEFAULT_PROJECT=true" in message and "\n" not in message
+    assert ORG_KEY not in message
+    # a session token (any other Bearer value) is scoped by X-Project-Id the same way
+    with pytest.raises(ConfigError, match="^WREN_PROJECT_ID is required"):
+        Settings(_env_file=None, **WREN, WREN_API_KEY="a-session-token").require_backend()
+
+
+@pytest.mark.parametrize("extra", [
+    dict(WREN_API_KEY=ORG_KEY, WREN_PROJECT_ID="3"),
+    dict(WREN_API_KEY=ORG_KEY, WREN_ALLOW_DEFAULT_PROJECT="true"),  # single-project server
+    dict(WREN_API_KEY=PROJECT_KEY),  # a psk- key is pinned to its project by the server
+])
+def test_wren_project_is_named_or_explicitly_defaulted(extra) -> None:
+    assert Settings(_env_file=None, **WREN, **extra).require_backend() == "wren"
+
+
+def test_clickzetta_domain_id_is_required() -> None:
+    values = {k: v for k, v in CLICKZETTA.items() if k != "CLICKZETTA_DOMAIN_ID"}
+    with pytest.raises(ConfigError, match="^CLICKZETTA_DOMAIN_ID is required when BACKEND=clickzetta$"):
+        Settings(_env_file=None, **values).require_backend()
+    assert Settings(_env_file=None, **CLICKZETTA).require_backend() == "clickzetta"
+
+
+def test_clickzetta_bad_domain_id_is_a_config_error() -> None:
+    from bot.backends import build_backend
+
+    with pytest.raises(ConfigError, match="^CLICKZETTA_DOMAIN_ID must be a positive integer"):
+        build_backend(Settings(_env_file=None, **{**CLICKZETTA, "CLICKZETTA_DOMAIN_ID": "sales"}))
+
+
+async def test_backend_settings_reach_the_adapters() -> None:
+    from bot.backends import build_backend
+
+    cz = build_backend(Settings(_env_file=None, **CLICKZETTA))
+    try:
+        assert cz.settings.domain_id == 106
+        assert cz.settings.request_timeout == 60.0  # the vendor's per-request guidance
+        assert cz.settings.model_name is None  # unset: modelSettings is not sent
+    finally:
+        await cz.aclose()
+    cz = build_backend(Settings(_env_file=None, **CLICKZETTA, CLICKZETTA_MODEL_NAME="qwen/qwen3.6-plus",
+                                CLICKZETTA_REQUEST_TIMEOUT="90"))
+    try:
+        assert cz.settings.model_name == "qwen/qwen3.6-plus" and cz.settings.request_timeout == 90.0
+    finally:
+        await cz.aclose()
+
+    wren = build_backend(Settings(_env_file=None, **WREN, WREN_API_KEY=PROJECT_KEY))
+    try:
+        assert wren.settings.table_rows == 1000 and wren.settings.project_id is None
+        assert wren.settings.streaming is True  # steps as they happen, unless turned off
+    finally:
+        await wren.aclose()
+    wren = build_backend(Settings(_env_file=None, **WREN, WREN_API_KEY=ORG_KEY, WREN_PROJECT_ID="3",
+                                  WREN_STREAM="false", WREN_TABLE_ROWS="50"))
+    try:
+        assert wren.settings.streaming is False and wren.settings.table_rows == 50
+        assert wren.settings.project_id == "3"
+    finally:
+        await wren.aclose()
+
+
+@pytest.mark.parametrize("env, line", [
+    ({**CLICKZETTA, "CLICKZETTA_DOMAIN_ID": ""},
+     "CLICKZETTA_DOMAIN_ID is required when BACKEND=clickzetta"),
+    ({**WREN, "WREN_API_KEY": ORG_KEY},
+     "WREN_PROJECT_ID is required when BACKEND=wren"),
+])
+def test_serve_names_the_missing_identity_setting(tmp_path, env, line) -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main(['serve']))"],
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": root, **env},
+        capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    [only] = proc.stderr.strip().splitlines()
+    assert only.startswith(f"insightbot: configuration error: {line}")

@@ -33,7 +33,7 @@ def test_ontology_block_seed_example():
     assert [c.name for c in table.columns][:2] == ["S_STORE_ID", "S_NUMBER_EMPLOYEES"]
     assert [c.type for c in table.columns][:2] == ["string", "number"]
     assert table.rows == (tuple(None if v == "null" else v for v in SEED_ROW),)
-    assert table.total == 1
+    assert table.total is None  # the seed's sqlResult gives no row count
     knowledge = parts[f"{bid}:knowledge"]
     assert isinstance(knowledge, KnowledgePart)
     assert knowledge.entries[0].title == "Object: Store"
@@ -42,12 +42,67 @@ def test_ontology_block_seed_example():
     assert not any(isinstance(p, StatusPart) for p in view.parts)  # complete: no progress line
 
 
-def test_ontology_preview_is_capped_but_keeps_total():
-    rows = [[f"S{i}", str(i), "null", "null", str(1000 - i), "1997-03-13", f"store {i}", str(i)]
-            for i in range(57)]
-    view = translate_block(ontology_block(rows=rows), fallback_id="x", preview_rows=20)
+def test_ontology_oai_output_is_shown_as_text():
+    """Seed: ``result.oai_output`` is the "Message for the user about the data loaded"."""
+    bid = "e0c4b91b-950a-48cc-a5e1-9d55753bf4d9"
+    view = translate_block(ontology_block(), fallback_id="x")
+    assert parts_by_id(view)[f"{bid}:output"] == TextPart(
+        f"{bid}:output", "Data from object Store loaded into DataFrame df1 ...")
+    assert [p.id for p in view.parts][-1] == f"{bid}:output"  # after the table it describes
+    assert not any(p.id.endswith(":output") for p in translate_block(
+        ontology_block(complete=False), fallback_id="x").parts)  # none yet: nothing shown
+
+
+def _rows(n):
+    return [[f"S{i}", str(i), "null", "null", str(1000 - i), "1997-03-13", f"store {i}", str(i)]
+            for i in range(n)]
+
+
+def test_ontology_table_keeps_every_row_textql_sent():
+    """Platforms decide how much to show (and attach the rest as CSV); the adapter cuts nothing.
+    The seed's ``sqlResult`` carries no row count, so ``total`` stays unknown."""
+    view = translate_block(ontology_block(rows=_rows(1000)), fallback_id="x")
     table = next(p for p in view.parts if isinstance(p, TablePart))
-    assert len(table.rows) == 20 and table.total == 57
+    assert len(table.rows) == 1000 and table.rows[999][0] == "S999"
+    assert table.total is None
+
+
+def test_ontology_table_column_types_from_the_seed():
+    table = next(p for p in translate_block(ontology_block(), fallback_id="x").parts
+                 if isinstance(p, TablePart))
+    assert [(c.name, c.type) for c in table.columns] == [
+        ("S_STORE_ID", "string"), ("S_NUMBER_EMPLOYEES", "number"), ("S_REC_END_DATE", "string"),
+        ("S_CLOSED_DATE_SK", "string"), ("S_FLOOR_SPACE", "number"), ("S_REC_START_DATE", "date"),
+        ("S_STORE_NAME", "string"), ("S_STORE_SK", "number")]
+
+
+@pytest.mark.parametrize("where", ["sqlResult", "sqlResult.result"])
+def test_ontology_table_total_when_textql_reports_one(where):
+    """No count is documented; one under a usual name (``numRows`` as in RPC ``dataframe.info``)
+    next to the rows or on ``sqlResult`` is taken as the full row count."""
+    block = ontology_block(rows=_rows(3))
+    sql_result = block["contents"]["result"]["sqlResult"]
+    (sql_result if where == "sqlResult" else sql_result["result"])["numRows"] = 4321
+    table = next(p for p in translate_block(block, fallback_id="x").parts if isinstance(p, TablePart))
+    assert len(table.rows) == 3 and table.total == 4321
+
+
+def test_ontology_preview_is_used_when_there_is_no_sql_result():
+    """``preview`` ("Preview of the loaded data"; elided in the seed) in the ``sqlResult`` shape."""
+    block = ontology_block()
+    result = block["contents"]["result"]
+    result["preview"] = {"result": result.pop("sqlResult")["result"]}
+    table = next(p for p in translate_block(block, fallback_id="x").parts if isinstance(p, TablePart))
+    assert table.rows[0][0] == "AAAAAAAANIBAAAAA" and table.columns[1].type == "number"
+
+
+def test_ontology_table_with_rows_as_objects_and_no_types():
+    block = ontology_block()
+    block["contents"]["result"]["sqlResult"] = {"result": {
+        "colNames": ["city", "n"], "resultVals": [{"city": "Oslo", "n": "3"}, {"city": "Bergen", "n": "null"}]}}
+    table = next(p for p in translate_block(block, fallback_id="x").parts if isinstance(p, TablePart))
+    assert [(c.name, c.type) for c in table.columns] == [("city", ""), ("n", "")]
+    assert table.rows == (("Oslo", "3"), ("Bergen", None))
 
 
 def test_ontology_in_progress_shows_what_is_queried():
@@ -93,10 +148,20 @@ def test_decode_block_rejects_non_objects(data):
 
 def test_markdown_table_drops_pandas_index():
     md = "|    | region   |   revenue |\n|---:|:---------|----------:|\n|  0 | EMEA     |      1200 |"
-    columns, rows, total = markdown_table(md, 20)
+    columns, rows, total = markdown_table(md)
     assert [c.name for c in columns] == ["region", "revenue"]
-    assert rows == (("EMEA", "1200"),) and total == 1
-    assert markdown_table("not a table", 20) is None
+    assert rows == (("EMEA", "1200"),) and total is None  # a preview: the full count is not given
+    assert markdown_table("not a table") is None
+
+
+def test_markdown_table_keeps_every_row():
+    md = "| city | n |\n|:-----|--:|\n" + "".join(f"| c{i} | {i} |\n" for i in range(250))
+    columns, rows, _ = markdown_table(md)
+    assert len(rows) == 250 and rows[-1] == ("c249", "249")
+    view = translate_cell({"id": "c1", "type": "sql", "status": "completed", "query": "SELECT 1",
+                           "dataframe_preview": md})
+    table = next(p for p in view.parts if isinstance(p, TablePart))
+    assert len(table.rows) == 250 and table.total is None
 
 
 def test_v2_cells_and_assets():

@@ -81,3 +81,5 @@ async def test_v2_history(fake: FakeTextQL) -> None:
     assert fake.requests_to("/v2/chats")[0].query == {"limit": "5"}
     assert [m.role for m in detail.messages] == ["user", "assistant"]
     assert detail.messages[0].text == "Top customers"
+    # TextQL keeps one assistant message per markdown cell; the turn's reply is all of them
+    assert detail.messages[1].text == "Revenue by region: \n\nEMEA leads with 1 200 — APAC follows (900) ✓"

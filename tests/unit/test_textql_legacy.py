@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any, AsyncIterator
 
 import pytest
@@ -79,21 +80,26 @@ async def test_progressive_parts_replace_by_block_id(fake: FakeTextQL) -> None:
     assert request.headers["Authorization"] == fake.basic_header
 
 
-async def test_ontology_block_gives_sql_and_capped_table_preview(fake: FakeTextQL) -> None:
+async def test_ontology_block_gives_sql_and_the_whole_table(fake: FakeTextQL) -> None:
     rows = [[f"S{i}", str(i), "null", "null", str(99 - i), "1997-03-13T00:00:00.000Z", f"store {i}", str(i)]
-            for i in range(30)]
+            for i in range(300)]
     fake.legacy_script = [named("chatId", "c-1"), named("block", ontology_block(complete=False)),
                           named("block", ontology_block(rows=rows)), named("message", "done")]
-    updates = await run(fake, table_preview_rows=20)
+    updates = await run(fake)
     assert any(isinstance(u, PartUpsert) and isinstance(u.part, StatusPart)
                and "Stores ordered by size descending" in u.part.text for u in updates)
     answer = fold(updates)
     table = next(p for p in answer.parts if isinstance(p, TablePart))
     assert table.id == f"{ONTOLOGY_BLOCK_ID}:table"
-    assert len(table.rows) == 20 and table.total == 30
+    assert len(table.rows) == 300 and table.total is None  # every row sent; TextQL gives no count
     assert table.columns[4].name == "S_FLOOR_SPACE" and table.columns[4].type == "number"
     assert table.rows[0][2] is None  # "null" is a missing value
     assert answer.outcome is Outcome.DONE
+
+
+async def test_ontology_oai_output_reaches_the_answer(fake: FakeTextQL) -> None:
+    answer = fold(await run(fake))
+    assert "Data from object Store loaded into DataFrame df1 ..." in answer.text
 
 
 async def test_python_image_on_textql_host_is_downloaded_with_credentials(fake: FakeTextQL) -> None:
@@ -177,10 +183,29 @@ async def test_stream_ending_without_done_fails(fake: FakeTextQL) -> None:
     assert fold(updates).text  # what arrived stays visible
 
 
-async def test_malformed_block_json_fails(fake: FakeTextQL) -> None:
-    fake.malformed_block = True
-    end = finished(await run(fake))
-    assert end.outcome is Outcome.FAILED and end.error.code == "bad_block"
+@pytest.mark.parametrize("at", [3, 4, 7, 9], ids=["before-first-block", "between-versions",
+                                                 "mid-python", "before-final-text"])
+async def test_a_malformed_event_is_skipped_and_the_answer_goes_on(
+        fake: FakeTextQL, caplog: pytest.LogCaptureFixture, at: int) -> None:
+    fake.malformed_at = at  # `event: block` / `data: {not json`, split at awkward bytes like the rest
+    with caplog.at_level(logging.WARNING, logger="adapters.textql"):
+        updates = await run(fake)
+    answer = fold(updates)
+    assert finished(updates).outcome is Outcome.DONE and not answer.errors
+    assert TextPart("fin789:text", FINAL_TEXT) in answer.parts  # later blocks arrive intact
+    assert "New York" in answer.text and any(isinstance(p, TablePart) for p in answer.parts)
+    assert answer.charts and answer.charts[0].png is not None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "skipped" in warnings[0].getMessage()
+
+
+async def test_malformed_event_without_a_name_is_skipped_too(fake: FakeTextQL) -> None:
+    from tests.fakes.textql import SseEvent
+    fake.legacy_script = [named("chatId", "c"), SseEvent('{"tag":"TextBlock","contents":"Hi'),
+                          SseEvent('{"tag":"TextBlock","contents":"Hi","id":"t"}'), SseEvent('"done"')]
+    updates = await run(fake)
+    assert PartUpsert(TextPart("t:text", "Hi")) in updates
+    assert finished(updates).outcome is Outcome.DONE
 
 
 async def test_silent_stream_fails_after_idle_timeout(fake: FakeTextQL) -> None:
@@ -225,6 +250,15 @@ async def test_optional_query_parameters(fake: FakeTextQL) -> None:
     assert fake.requests_to("/api/ana")[0].query == {
         "query": "Which store is largest?", "dataset": "stores", "useOntology": "true",
         "ontologyConnectorId": "9", "clifford": "true"}
+
+
+async def test_no_language_parameter_is_sent(fake: FakeTextQL) -> None:
+    """``GET /api/ana`` takes query, dataset, useOntology, ontologyConnectorId and clifford (seed
+    002): no language or locale, so the asker's language is not sent."""
+    async with backend_for(fake) as backend:
+        updates = [u async for u in backend.ask(AskRequest("Welcher Laden ist am größten?", language="de"))]
+    assert finished(updates).outcome is Outcome.DONE
+    assert fake.requests_to("/api/ana")[0].query == {"query": "Welcher Laden ist am größten?"}
 
 
 async def test_legacy_capabilities_and_follow_up_starts_new_chat(fake: FakeTextQL) -> None:

@@ -12,11 +12,44 @@ from adapters.textql import TextQLBackend, TextQLSettings
 from tests.fakes.textql import FakeTextQL
 
 
+# TextQL's own default limits (backends.md §2.5, docs.textql.com/core/admin/limits): one SQL
+# query may run 180 s and one cell 360 s, and Ana's stream can stay silent all that time.
+TEXTQL_MAX_SQL_S, TEXTQL_MAX_CELL_S = 180.0, 360.0
+IDLE_DEFAULT = 420.0
+
+
 def test_defaults() -> None:
     s = TextQLSettings(member_id="m", api_key="k")
     assert (s.base_url, s.mode, s.stream_idle_timeout, s.image_max_bytes, s.image_timeout) == (
-        "https://app.textql.com", "legacy", 120.0, 5 * 1024 * 1024, 20.0)
+        "https://app.textql.com", "legacy", IDLE_DEFAULT, 5 * 1024 * 1024, 20.0)
     assert s.use_ontology is False and s.dataset is None and s.clifford_param is None
+
+
+def test_idle_timeout_default_outlasts_textql_own_limits() -> None:
+    """A silent stream is only dead once Ana's longest step could no longer be running."""
+    assert TextQLSettings(member_id="m", api_key="k").stream_idle_timeout > TEXTQL_MAX_CELL_S > TEXTQL_MAX_SQL_S
+
+
+async def test_service_default_is_the_adapter_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.backends import build_backend
+    from bot.config import Settings
+
+    monkeypatch.delenv("TEXTQL_STREAM_IDLE_TIMEOUT", raising=False)
+    settings = Settings(_env_file=None, BACKEND="textql", TEXTQL_MEMBER_ID="m", TEXTQL_API_KEY="k")
+    assert settings.TEXTQL_STREAM_IDLE_TIMEOUT == IDLE_DEFAULT
+    backend = build_backend(settings)
+    try:
+        assert backend.settings.stream_idle_timeout == IDLE_DEFAULT
+    finally:
+        await backend.aclose()
+
+
+def test_readme_tuning_row_shows_the_default() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    [row] = [line for line in readme.splitlines() if line.startswith("| `TEXTQL_STREAM_IDLE_TIMEOUT`")]
+    assert row.rstrip().endswith(f"| `{IDLE_DEFAULT:g}` |")
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -31,6 +64,12 @@ def test_defaults() -> None:
 def test_invalid_settings(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         TextQLSettings(**kwargs)
+
+
+def test_no_table_row_cap_setting() -> None:
+    """Tables are never cut in the adapter (platforms show a part and attach the rest)."""
+    with pytest.raises(TypeError):
+        TextQLSettings(member_id="m", api_key="k", table_preview_rows=20)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("value,param", [(True, "true"), (False, "false"), ("TRUE", "true"), ("0", "false"), ("", None)])

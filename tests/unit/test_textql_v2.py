@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any, AsyncIterator
 
 import httpx
@@ -76,6 +77,18 @@ async def test_v2_stream_parts_in_order(fake: FakeTextQL) -> None:
     assert request.json["tools"]["sql_enabled"] is True and "model" not in request.json
 
 
+async def test_v2_preview_table_is_not_cut(fake: FakeTextQL) -> None:
+    preview = "| region | revenue |\n|:--|--:|\n" + "".join(f"| r{i} | {i} |\n" for i in range(120))
+    fake.v2_script = [data_only({"type": "metadata", "chat_id": "c1", "id": "m1"}),
+                      data_only({"type": "cell", "cell": {"id": "s1", "type": "sql", "status": "completed",
+                                                         "query": "SELECT 1", "dataframe_preview": preview}}),
+                      data_only({"type": "done", "status": "completed"})]
+    async with backend_for(fake) as backend:
+        answer = fold(await ask(backend, "q"))
+    table = next(p for p in answer.parts if isinstance(p, TablePart))
+    assert len(table.rows) == 120 and table.total is None
+
+
 async def test_v2_follow_up_sends_chat_id(fake: FakeTextQL) -> None:
     async with backend_for(fake) as backend:
         first = fold(await ask(backend, "Revenue by region"))
@@ -84,6 +97,18 @@ async def test_v2_follow_up_sends_chat_id(fake: FakeTextQL) -> None:
     assert body["chat_id"] == first.session_id and "model" not in body
     assert fold(second).session_id == first.session_id and fold(second).outcome is Outcome.DONE
     assert fake.chats[first.session_id] == ["Revenue by region", "And by month?"]
+
+
+async def test_v2_sends_no_language_because_chatrequest_has_none(fake: FakeTextQL) -> None:
+    """ChatRequest (archived v2 OpenAPI; the official SDK) is question, chat_id, model, tools,
+    connector_ids: no language or locale. Nothing else is sent, whatever the asker's language."""
+    async with backend_for(fake) as backend:
+        first = fold([u async for u in backend.ask(AskRequest("Umsatz nach Region", language="de-DE"))])
+        [u async for u in backend.ask(AskRequest("Und pro Monat?", session_id=first.session_id,
+                                                 language="de-DE"))]
+    bodies = [r.json for r in fake.requests_to("/v2/chats/stream")]
+    assert [sorted(b) for b in bodies] == [["question", "tools"], ["chat_id", "question", "tools"]]
+    assert bodies[0]["question"] == "Umsatz nach Region"  # the question itself is not rewritten
 
 
 async def test_v2_follow_up_on_unknown_chat_fails_cleanly(fake: FakeTextQL) -> None:
@@ -119,13 +144,51 @@ async def test_v2_stop_calls_cancel(fake: FakeTextQL) -> None:
         await backend.stop(None, None)
 
 
-@pytest.mark.parametrize("knob,code", [("end_without_done", "incomplete_stream"), ("malformed_block", "bad_block")])
-async def test_v2_faults(fake: FakeTextQL, knob: str, code: str) -> None:
-    setattr(fake, knob, True)
-    async with backend_for(fake) as backend:
-        updates = await ask(backend, "q")
-    assert isinstance(updates[-1], Finished) and updates[-1].outcome is Outcome.FAILED
-    assert updates[-1].error.code == code
+@pytest.mark.parametrize("at", [1, 2, 3, 6, 8], ids=["after-metadata", "after-first-text",
+                                                    "between-cell-versions", "before-asset",
+                                                    "between-text-deltas"])
+async def test_v2_a_malformed_event_is_skipped_and_the_answer_goes_on(
+        fake: FakeTextQL, caplog: pytest.LogCaptureFixture, at: int) -> None:
+    fake.malformed_at = at  # `data: {not json` + blank line, cut at awkward bytes like the rest
+    with caplog.at_level(logging.WARNING, logger="adapters.textql"):
+        async with backend_for(fake) as backend:
+            updates = await ask(backend, "Revenue by region")
+    answer = fold(updates)
+    assert isinstance(updates[-1], Finished) and updates[-1].outcome is Outcome.DONE and not answer.errors
+    assert answer.text.endswith("EMEA leads with 1 200 — APAC follows (900) ✓")  # later events intact
+    assert any(isinstance(p, TablePart) for p in answer.parts)
+    assert answer.charts and answer.charts[0].png is not None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "skipped" in warnings[0].getMessage()
+    assert not fake.requests_to(f"/v2/chats/{answer.session_id}")  # nothing to recover: done came
+
+
+async def _parse(raw: bytes, step: int = 3) -> list[dict]:
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(raw), step):
+            yield raw[i:i + step]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=pieces(), headers={"content-type": "text/event-stream"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        async with client.stream("GET", "http://x/") as response:
+            return [e async for e in data_events(response)]
+
+
+@pytest.mark.parametrize("raw", [
+    b'data: {"type":"text","text":"a"}\n\ndata: {not json\n\ndata: {"type":"done"}\n\n',
+    b'data: {"type":"text","text":"a"}\ndata: {not json\ndata: {"type":"done"}\n',  # no blank lines
+    b'data: {"type":"text","text":"a"}\r\n\r\ndata: [1, 2]\r\n\r\ndata: {"type":"done"}\r\n\r\n',
+    b'data: {"type":"text","text":"a"}\n\ndata: {not json\n',  # the malformed event is the last
+], ids=["blank-line-separated", "one-json-per-line", "not-an-object", "at-the-end"])
+async def test_data_events_skip_a_malformed_event_with_a_warning(
+        raw: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="adapters.textql"):
+        events = await _parse(raw)
+    expected = [{"type": "text", "text": "a"}] + ([] if raw.endswith(b"json\n") else [{"type": "done"}])
+    assert events == expected
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
 
 
 async def test_v2_done_failed_and_401(fake: FakeTextQL) -> None:
@@ -141,9 +204,11 @@ async def test_v2_done_failed_and_401(fake: FakeTextQL) -> None:
 
 async def test_v2_silence_times_out(fake: FakeTextQL) -> None:
     fake.silent_after = 2
+    fake.answer_pending = True  # and the chat has no answer yet: nothing to recover
     async with backend_for(fake, stream_idle_timeout=0.3) as backend:
         end = (await asyncio.wait_for(ask(backend, "q"), 5))[-1]
     assert end.outcome is Outcome.FAILED and end.error.code == "timeout"
+    assert "silent for more than 0.3 s" in end.error.message
 
 
 async def test_v2_html_chart_asset_is_a_note(fake: FakeTextQL) -> None:

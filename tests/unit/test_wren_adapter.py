@@ -10,16 +10,17 @@ import httpx
 import pytest
 
 from adapters.answer import (
-    Answer, ErrorPart, Finished, Outcome, PartKind, PartUpsert, SessionAssigned, SqlPart,
-    StatusPart, StepState, TextPart,
+    Answer, Column, ErrorPart, Finished, Outcome, PartKind, PartUpsert, SessionAssigned, SqlPart,
+    StatusPart, StepState, TablePart, TextPart,
 )
 from adapters.base import AskRequest, Backend
 from adapters.wren import WrenBackend, WrenSettings
 from adapters.wren.client import error_from_response, parse_retry_after
+from adapters.wren.language import wren_language
 from adapters.wren.stream import display_text
 from tests.fakes.wren import (
-    ASK, AUTH_SERVER_ERROR, CANNOT_GENERATE_SQL_TEXT, CHART, DEFAULT_SQL, FORBIDDEN,
-    NO_RELEVANT_DATA_TEXT, STREAM_ASK, FakeWren,
+    ASK, AUTH_SERVER_ERROR, CANNOT_GENERATE_SQL_TEXT, CHART, DEFAULT_ROWS, DEFAULT_SQL, FORBIDDEN,
+    MULTILINGUAL_SUMMARY, MULTILINGUAL_SUMMARY_TEXT, NO_RELEVANT_DATA_TEXT, RUN_SQL, STREAM_ASK, FakeWren,
 )
 
 QUESTION = "Which states pay the most?"
@@ -93,7 +94,7 @@ async def test_sql_answer_with_chart(fake, make_backend):
 
     assert isinstance(updates[0], PartUpsert) and isinstance(updates[0].part, StatusPart)
     assert updates[0].part.id == "status"
-    assert statuses(updates) == ["Asking Wren AI…", "Drawing a chart…"]
+    assert statuses(updates) == ["Asking Wren AI…", "Fetching the result rows…", "Drawing a chart…"]
     session = [u for u in updates if isinstance(u, SessionAssigned)]
     assert len(session) == 1
     thread_id = session[0].session_id
@@ -145,11 +146,55 @@ async def test_project_header_language_and_sample_size(fake, make_backend):
     await run(backend, language="en")
     first, second = fake.requests_to(ASK)
     assert first.headers["X-Project-Id"] == "42"
-    assert first.json == {"question": QUESTION, "language": "zh-TW", "sampleSize": 500}
-    assert second.json["language"] == "en"
+    # Wren passes `language` into the AI's prompt; the server's own values are language names.
+    assert first.json == {"question": QUESTION, "language": "Traditional Chinese", "sampleSize": 500}
+    assert second.json["language"] == "English"
     for chart in fake.requests_to(CHART):
         assert chart.headers["X-Project-Id"] == "42"
         assert chart.json["sampleSize"] == 100
+        assert "language" not in chart.json  # generate_vega_chart reads none
+    for table in fake.requests_to(RUN_SQL):
+        assert table.headers["X-Project-Id"] == "42"
+
+
+@pytest.mark.parametrize("tag, expected", [
+    ("pt-BR", "Portuguese"), ("pt", "Portuguese"), ("PT_pt", "Portuguese"),
+    ("en", "English"), ("en-US", "English"), ("es-419", "Spanish"), ("fr-CA", "French"),
+    ("de-CH", "German"), ("it", "Italian"), ("ru", "Russian"), ("ja-JP", "Japanese"),
+    ("ko-KR", "Korean"), ("nl-BE", "Dutch"), ("tr", "Turkish"), ("id-ID", "Indonesian"),
+    ("ar-EG", "Arabic"), ("fa-IR", "Persian"), ("az-Latn-AZ", "Azerbaijani"),
+    ("zh-TW", "Traditional Chinese"), ("zh-HK", "Traditional Chinese"),
+    ("zh-Hant", "Traditional Chinese"), ("zh-Hant-CN", "Traditional Chinese"),
+    ("zh", "Simplified Chinese"), ("zh-CN", "Simplified Chinese"), ("zh-Hans-TW", "Simplified Chinese"),
+    ("zh-SG", "Simplified Chinese"),
+    ("English", "English"), ("traditional chinese", "Traditional Chinese"),  # already Wren's own
+    ("he-IL", None), ("pl", None), ("", None), (None, None), ("x", None),  # not Wren languages
+])
+def test_language_tags_map_to_wren_language_names(tag, expected):
+    assert wren_language(tag) == expected
+
+
+async def test_asker_language_reaches_wren_as_its_name(fake, make_backend):
+    backend = make_backend(language="en")
+    await run(backend, language="pt-BR")
+    await run(backend, language="he")  # not one of Wren's languages: the operator's default
+    await run(make_backend(), language="he")  # and without one, none: the project's language
+    first, second, third = fake.requests_to(ASK)
+    assert first.json["language"] == "Portuguese"
+    assert second.json["language"] == "English"
+    assert "language" not in third.json
+
+    await run(make_backend(streaming=True), language="ja-JP")
+    assert fake.requests_to(STREAM_ASK)[0].json["language"] == "Japanese"
+
+
+async def test_org_key_without_project_is_answered_by_the_first_project(fake, make_backend):
+    """Why WREN_PROJECT_ID is required with an osk- key: the server does not refuse, it answers
+    from its lowest-id project. (A psk- key is pinned to its own project by the server.)"""
+    await run(make_backend(api_key=fake.org_key))
+    await run(make_backend(api_key=fake.org_key, project_id="7"))
+    await run(make_backend(project_id="1"))  # psk-: the key's project wins over the header
+    assert [r.project for r in fake.requests_to(ASK)] == ["1", "7", "7"]
 
 
 @pytest.mark.parametrize("kind", ["NON_SQL_QUERY", "EXPLANATION"])
@@ -244,7 +289,7 @@ async def test_rate_limit_waits_retry_after_and_retries(fake, make_backend, slee
     assert sleeps.calls == [1.0]
     assert len(fake.requests_to(ASK)) == 2
     assert "Wren AI is rate limiting us; retrying in 1 s…" in statuses(updates)
-    assert statuses(updates)[-2:] == ["Asking Wren AI…", "Drawing a chart…"]
+    assert statuses(updates)[-3:] == ["Asking Wren AI…", "Fetching the result rows…", "Drawing a chart…"]
 
 
 async def test_rate_limit_body_retry_after_ms(fake, make_backend, sleeps):
@@ -347,6 +392,114 @@ async def test_unexpected_exception_becomes_failure():
     assert answer.errors[0].code == "internal"
 
 
+# -- result table -----------------------------------------------------------------------------
+
+async def test_sql_answer_has_the_result_table(fake, make_backend):
+    backend = make_backend(project_id="7")
+    updates, answer = await run(backend)
+    [table] = answer.of_kind(PartKind.TABLE)
+    assert isinstance(table, TablePart) and table.id == "table"
+    assert table.columns == (Column("customer_state", "VARCHAR"), Column("total_payment_value", "DOUBLE"))
+    assert table.rows == tuple((r["customer_state"], r["total_payment_value"]) for r in DEFAULT_ROWS)
+    assert table.total == 5  # fewer rows than the limit came back: that is the whole result
+    [req] = fake.requests_to(RUN_SQL)
+    assert req.json == {"sql": DEFAULT_SQL, "threadId": answer.session_id, "limit": 1000}
+    assert req.headers["X-Project-Id"] == "7"
+    # the table comes before the chart, right after the summary
+    kinds = [p.kind for p in answer.parts if p.kind is not PartKind.STATUS]
+    assert kinds == [PartKind.SQL, PartKind.TEXT, PartKind.TABLE, PartKind.CHART]
+    # run_sql is logged under the thread but adds no context
+    assert [t["question"] for t in fake.context_for(answer.session_id)] == [QUESTION]
+
+
+async def test_table_keeps_the_engine_column_order_and_types(fake, make_backend):
+    # JSON objects do not promise key order (JS even moves integer-like keys first): the
+    # `columns` array is the order, and its types are kept.
+    fake.script_run_sql(records=[{"2021": 7, "region": "North", "share": None},
+                                 {"2021": 9, "region": "South", "share": 0.25}],
+                        columns=[{"name": "region", "type": "VARCHAR"},
+                                 {"name": "2021", "type": "INTEGER"},
+                                 {"name": "share", "type": "DECIMAL(5,2)"}])
+    _, answer = await run(make_backend())
+    [table] = answer.of_kind(PartKind.TABLE)
+    assert [c.name for c in table.columns] == ["region", "2021", "share"]
+    assert [c.type for c in table.columns] == ["VARCHAR", "INTEGER", "DECIMAL(5,2)"]
+    assert table.rows == (("North", 7, None), ("South", 9, 0.25))
+
+
+async def test_a_full_page_of_rows_has_no_known_total(fake, make_backend):
+    _, answer = await run(make_backend(table_rows=3))
+    [table] = answer.of_kind(PartKind.TABLE)
+    assert len(table.rows) == 3
+    assert table.total is None  # totalRows counts returned rows; the result may be longer
+    assert fake.requests_to(RUN_SQL)[0].json["limit"] == 3
+
+
+async def test_table_can_be_turned_off(fake, make_backend):
+    _, answer = await run(make_backend(table_rows=0))
+    assert not answer.of_kind(PartKind.TABLE) and not fake.requests_to(RUN_SQL)
+    assert answer.charts and answer.outcome is Outcome.DONE
+
+
+async def test_table_falls_back_to_the_chart_data(fake, make_backend):
+    fake.script_run_sql_error(code="INVALID_SQL_ERROR", error="Engine busy")
+    _, answer = await run(make_backend())
+    assert answer.outcome is Outcome.DONE and not answer.errors
+    [table] = answer.of_kind(PartKind.TABLE)
+    assert [c.name for c in table.columns] == ["customer_state", "total_payment_value"]
+    assert table.rows[0] == ("SP", 5218263.12) and len(table.rows) == 5
+    assert table.total == 5  # below the chart's sample size: all of it
+
+
+async def test_no_table_when_neither_run_sql_nor_the_chart_has_rows(fake, make_backend):
+    fake.script_run_sql_error(status=500, code=None, error="boom")
+    fake.script_chart_error()
+    _, answer = await run(make_backend())
+    assert answer.outcome is Outcome.DONE
+    assert not answer.of_kind(PartKind.TABLE)
+    assert answer.text and answer.of_kind(PartKind.SQL)
+
+
+async def test_run_sql_rate_limit_is_waited(fake, make_backend, sleeps):
+    fake.script_rate_limit(retry_after=1, endpoint="run_sql")
+    _, answer = await run(make_backend())
+    assert sleeps.calls == [1.0]
+    assert len(fake.requests_to(RUN_SQL)) == 2
+    assert answer.of_kind(PartKind.TABLE)
+
+
+async def test_non_sql_answer_has_no_table(fake, make_backend):
+    fake.script_ask_non_sql()
+    _, answer = await run(make_backend())
+    assert not answer.of_kind(PartKind.TABLE) and not fake.requests_to(RUN_SQL)
+
+
+# -- summaries in every script ------------------------------------------------------------------
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["ask", "stream"])
+async def test_multilingual_summary_arrives_intact(fake, make_backend, streaming):
+    """Emoji (ZWJ, skin tones, flags), CJK (incl. an astral ideograph) and RTL text, escaped as
+    the server sends them: the reader sees the characters, and every snapshot encodes as UTF-8
+    (an unpaired surrogate makes storing or posting the answer fail)."""
+    fake.script_ask_multilingual()
+    updates, answer = await run(make_backend(streaming=streaming))
+    assert answer.outcome is Outcome.DONE
+    assert answer.text == MULTILINGUAL_SUMMARY_TEXT
+    for part in parts(updates, TextPart):
+        part.markdown.encode("utf-8")
+        assert "\ufffd" not in part.markdown and "\\" not in part.markdown
+
+
+async def test_multilingual_summary_as_the_fake_default():
+    async with FakeWren(summary=MULTILINGUAL_SUMMARY) as server:
+        backend = WrenBackend(WrenSettings(server.base_url, server.api_key))
+        try:
+            _, answer = await run(backend)
+        finally:
+            await backend.aclose()
+    assert answer.text == MULTILINGUAL_SUMMARY_TEXT
+
+
 # -- charts -----------------------------------------------------------------------------------
 
 CHART_FAILURES = {
@@ -424,6 +577,9 @@ async def test_streaming_sql_answer(fake, make_backend):
     assert answer.outcome is Outcome.DONE
     [start] = fake.requests_to(STREAM_ASK)
     assert start.json == {"question": QUESTION}
+    assert [r.path for r in fake.requests if r.path in (ASK, STREAM_ASK)] == [STREAM_ASK]  # no /ask
+    [table] = answer.of_kind(PartKind.TABLE)
+    assert table.total == 5 and fake.requests_to(RUN_SQL)[0].json["threadId"] == answer.session_id
     thread_id = answer.session_id
     assert thread_id in fake.threads
     assert answer.of_kind(PartKind.SQL)[0].sql == DEFAULT_SQL
@@ -474,3 +630,39 @@ async def test_streaming_auth_and_rate_limit(fake, make_backend, sleeps):
 
     _, answer = await run(make_backend(streaming=True, api_key="osk-" + "e" * 64))
     assert answer.errors[0].code == "401"
+
+
+async def test_streaming_falls_back_to_ask_on_a_server_without_the_stream_route(make_backend_for):
+    async with FakeWren(stream=False) as server:
+        backend = make_backend_for(server, streaming=True)
+        updates, answer = await run(backend)
+        assert answer.outcome is Outcome.DONE
+        assert [r.path for r in server.requests if r.path in (ASK, STREAM_ASK)] == [STREAM_ASK, ASK]
+        assert answer.of_kind(PartKind.SQL) and answer.text.startswith("São Paulo")
+        assert answer.of_kind(PartKind.TABLE) and answer.charts[0].vega_spec
+        assert not [u for u in updates if isinstance(u, Finished) and u.error]
+        # the server has no stream route: later questions go straight to /ask
+        await run(backend, session_id=answer.session_id)
+        assert [r.path for r in server.requests if r.path in (ASK, STREAM_ASK)] == [STREAM_ASK, ASK, ASK]
+
+
+async def test_streaming_off_uses_ask_only(fake, make_backend):
+    _, answer = await run(make_backend(streaming=False))
+    assert answer.outcome is Outcome.DONE
+    assert fake.requests_to(ASK) and not fake.requests_to(STREAM_ASK)
+    assert not answer.of_kind(PartKind.STEP)
+
+
+@pytest.fixture
+async def make_backend_for(sleeps):
+    backends: list[WrenBackend] = []
+
+    def make(server: FakeWren, **overrides) -> WrenBackend:
+        values = {"base_url": server.base_url, "api_key": server.api_key} | overrides
+        backend = WrenBackend(WrenSettings(**values), sleep=sleeps)
+        backends.append(backend)
+        return backend
+
+    yield make
+    for backend in backends:
+        await backend.aclose()

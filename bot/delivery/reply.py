@@ -115,12 +115,37 @@ class ReplyLifecycle(abc.ABC, Generic[M]):
             receipt = await self._deliver(answer)
         except Exception:
             log.exception("run %s: the final reply could not be delivered", self.run_id)
+            receipt = await self._last_resort()
         try:
             await self._after_final(answer, receipt)
         except Exception:
             log.warning("run %s: bookkeeping after the final reply failed", self.run_id, exc_info=True)
         self._leave()
         return receipt
+
+    async def _last_resort(self) -> Receipt | None:
+        """The answer could not be shown at all: say so, with the reference, rather than leave
+        "working…" behind. Must not raise."""
+        notice = self._notice(f"Sorry — this answer could not be shown here. "
+                              f"Reference: {self.run_id}")
+        if notice is None:
+            return None
+        try:
+            if self.reply_id is not None:
+                try:
+                    await self._edit(self.reply_id, notice, priority=Priority.FINAL,
+                                     wait=self._timing.final_edit_wait, retries=1)
+                    return Receipt(self.channel, self.reply_id)
+                except (DeliveryError, SlotTimeout):
+                    pass
+            return Receipt(self.channel, await self._post_durably(notice), moved=True)
+        except Exception:
+            log.exception("run %s: not even a notice could be shown", self.run_id)
+            return None
+
+    def _notice(self, text: str) -> M | None:
+        """A one-line plain message (the platform's simplest form), or None if it has none."""
+        return None
 
     async def add_charts(self, charts: list[ChartPart]) -> None:
         try:
@@ -169,6 +194,9 @@ class ReplyLifecycle(abc.ABC, Generic[M]):
 
     def _on_progress(self, answer: Answer) -> None:
         """A new snapshot was offered (the platform may show it some other way too)."""
+
+    def _chose_variant(self, index: int) -> None:
+        """The rendering ``index`` of :meth:`_final_variants` was accepted."""
 
     async def _deliver_extras(self, answer: Answer) -> None:
         """After the answer's messages: anything else that belongs to it (uploads)."""
@@ -255,6 +283,7 @@ class ReplyLifecycle(abc.ABC, Generic[M]):
                             self.run_id, exc.code or exc)
                 last = exc
                 continue
+            self._chose_variant(i)
             for message in variant[1:]:
                 try:
                     await self._post_durably(message)

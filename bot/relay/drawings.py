@@ -41,6 +41,7 @@ class Drawings:
         self._specs: dict[str, dict[str, Any]] = {}  # chart id → the spec being drawn
         self._drawn: dict[str, ChartPart] = {}
         self._delivered: set[str] = set()
+        self._final: set[str] | None = None  # the final answer's chart ids, once it went out
 
     def submit(self, chart: ChartPart) -> ChartPart:
         """The chart to show now; starts drawing it if it is a new spec."""
@@ -71,8 +72,11 @@ class Drawings:
             await asyncio.wait(pending, timeout=timeout)
 
     def mark_delivered(self, answer: Answer) -> None:
-        """The final answer went out with these charts drawn (or with nothing left to draw)."""
+        """The final answer went out with these charts drawn (or with nothing left to draw).
+        Only its charts may follow it: a chart the backend withdrew while it was being drawn
+        (ClickZetta replaces an earlier result group) is not the answer's any more."""
         self._delivered.update(c.id for c in answer.charts if c.png is not None or c.note)
+        self._final = {c.id for c in answer.charts}
 
     async def late(self) -> list[ChartPart]:
         """The charts drawn after the answer went out (waits for drawings still in flight)."""
@@ -80,7 +84,8 @@ class Drawings:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         return [c for cid, c in self._drawn.items()
-                if cid not in self._delivered and c.png is not None]
+                if cid not in self._delivered and c.png is not None
+                and (self._final is None or cid in self._final)]
 
     def cancel(self) -> None:
         for task in self._tasks.values():

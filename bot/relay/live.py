@@ -8,6 +8,7 @@ run that is still answering in the same thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +16,8 @@ from adapters.answer import Answer
 from bot.relay.drawings import Drawings
 from bot.relay.sink import ReplySink
 from bot.relay.thread import ThreadRef
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +28,7 @@ class LiveRun:
     question: str
     sink: ReplySink
     language: str | None = None
+    language_lookup: asyncio.Task[str | None] | None = None  # see Question.language_lookup
     answer: Answer = field(default_factory=Answer)
     task: asyncio.Task[None] | None = None
     consumer: asyncio.Task[None] | None = None  # the backend iteration, cancelled by stop
@@ -34,6 +38,17 @@ class LiveRun:
     started_at: float | None = None  # monotonic, when the backend was first asked
     stop_requested_by: str | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def asker_language(self) -> str | None:
+        """The asker's language: given with the question, or what its lookup found (the
+        lookup bounds its own wait; a failed one means no language, never a failed run)."""
+        if self.language is None and self.language_lookup is not None:
+            try:
+                self.language = await self.language_lookup
+            except Exception:  # noqa: BLE001 - a language is a nicety
+                log.debug("run %s: no language for the asker", self.run_id, exc_info=True)
+            self.language_lookup = None
+        return self.language
 
     @property
     def running(self) -> bool:

@@ -35,6 +35,7 @@ from bot.relay.drawings import ChartRendering, Drawings
 from bot.relay.live import LiveRun, LiveRuns
 from bot.relay.sink import SinkFactory
 from bot.relay.snapshot import answer_to_dict
+from bot.relay.suggestions import with_suggestions
 from bot.relay.thread import Question, ThreadRef
 from storage.repository import Repository, RunRecord
 
@@ -93,7 +94,10 @@ class Relay:
             record = await self.repo.create_run(conv, question.text, question.asker)
         sink = self._platforms[ref.platform].for_question(ref, question.asker)
         live = LiveRun(run_id=record.id, ref=ref, asker=question.asker, question=question.text,
-                       sink=sink, language=question.language)
+                       sink=sink, language=question.language,
+                       language_lookup=asyncio.create_task(question.language_lookup(),
+                                                           name=f"language-{record.id}")
+                       if question.language_lookup is not None else None)
         ahead = self.live.busy_ahead(ref)
         self.live.add(live)
         live.task = asyncio.create_task(self._run(live, ahead), name=f"run-{record.id}")
@@ -165,7 +169,7 @@ class Relay:
                                   session_id=session_id)
             live.sink.show(live.answer)
             updates = self.backend.ask(AskRequest(question=live.question, session_id=session_id,
-                                                  asker=live.asker, language=live.language))
+                                                  asker=live.asker, language=await live.asker_language()))
         else:
             assert resume.session_id and resume.backend_run_id
             updates = self.backend.resume(resume.session_id, resume.backend_run_id)
@@ -272,7 +276,7 @@ class Relay:
             for p in answer.parts))
         if answer.outcome is not Outcome.DONE:
             answer = answer.upsert(StatusPart(STATUS_ID, ""))
-        answer = answer.with_elapsed(live.elapsed())
+        answer = with_suggestions(answer.with_elapsed(live.elapsed()))
         if live.drawings is not None:  # a chart being drawn may make it, but not hold the answer
             await live.drawings.settle(self.chart_wait)
             answer = live.drawings.into(answer)
@@ -303,9 +307,7 @@ class Relay:
         the thread is not held for them."""
         assert live.drawings is not None
         try:
-            late = await live.drawings.late()
-            if late:
-                await live.sink.add_charts(late)
+            await live.sink.add_charts(await live.drawings.late())
         except Exception:
             log.exception("run %s: a chart drawn after the answer could not be delivered",
                           live.run_id)

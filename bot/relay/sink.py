@@ -37,7 +37,9 @@ class ReplySink(Protocol):
 
     async def add_charts(self, charts: list[ChartPart]) -> None:
         """Charts drawn after the answer went out: show them in the thread, below the answer.
-        Must not raise."""
+        Called once, after the final answer of a run that had charts drawing, with those drawn
+        since (maybe none) — so a sink may hold back what must come after the charts (Slack's
+        follow-ups and feedback row) until then. Must not raise."""
         ...
 
     async def detach(self) -> None:

@@ -1,10 +1,11 @@
 """Answer → JSON for the runs table (the final answer snapshot) and for history views.
 
-PNG bytes are left out (they were uploaded to the chat), and so are a chart spec's inline data
-rows: a Wren chart carries up to thousands of them, turning them into JSON on the event loop
-stalled every other run for tens of milliseconds, and the rows are the warehouse's data, not the
-answer's. The spec's shape (mark, encodings, title) is kept; ``data_rows`` says how many rows
-there were.
+What the chat already holds is left out, and so is the warehouse's bulk data: PNG bytes (uploaded
+to the chat), a result table's rows beyond those the reply showed (``STORED_ROWS``; the CSV went to
+the chat), and a chart spec's inline data rows — a Wren chart carries thousands, and turning them
+into JSON on the event loop stalled every other run for tens of milliseconds. The spec's shape
+(mark, encodings, title) is kept; ``data_rows`` and ``rows_stored`` say what was left out. Text
+is stored as it was (unpaired surrogates, which cannot be encoded, become U+FFFD).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import dataclasses
 from typing import Any
 
 from adapters.answer import Answer, Part
+
+
+STORED_ROWS = 100  # of a result table: what the reply showed (the CSV went to the chat)
 
 
 def answer_to_dict(answer: Answer) -> dict[str, Any]:
@@ -36,6 +40,9 @@ def _part(part: Part) -> dict[str, Any]:
             continue
         if f.name == "vega_spec" and isinstance(value, dict):
             out[f.name], out["data_rows"] = _without_data(value)
+            continue
+        if f.name == "rows" and isinstance(value, tuple) and len(value) > STORED_ROWS:
+            out[f.name], out["rows_stored"] = _plain(value[:STORED_ROWS]), STORED_ROWS
             continue
         out[f.name] = _plain(value)
     return out
@@ -79,6 +86,18 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, bytes):
         return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, str):
+        return _encodable(value)
+    if isinstance(value, (int, float, bool)) or value is None:
         return value
-    return str(value)
+    return _encodable(str(value))
+
+
+def _encodable(text: str) -> str:
+    """``text`` as valid UTF-8 can hold it: a lone surrogate (half an emoji a backend escaped
+    badly) would make storing the whole answer fail."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:  # pairs the surrogates that make a pair, replaces the rest
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -30,6 +31,10 @@ class Question:
     asker: str  # platform user id
     is_admin: bool = False
     language: str | None = None  # the asker's language (BCP 47, e.g. "pt-BR"), when the platform says
+    # when the platform must look the language up (Slack's users.info), the lookup: the relay
+    # runs it beside posting the placeholder and awaits it only before asking the backend, so
+    # the first sign in the thread never waits for it
+    language_lookup: Callable[[], Awaitable[str | None]] | None = None
     # the inbound event's key in the event ledger: claimed in the same transaction that records
     # the question, so a duplicate delivery writes nothing and starts nothing
     event_key: str | None = None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.metrics import Metrics
 from bot.relay import Relay
+from bot.slack.locales import UserLocales
 from storage.repository import Repository
 
 PLATFORM = "slack"
@@ -19,6 +20,7 @@ class SlackDeps:
     relay: Relay
     repo: Repository
     metrics: Metrics
+    locales: UserLocales = field(default_factory=UserLocales)
 
 
 def strip_mentions(text: str) -> str:

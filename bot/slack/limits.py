@@ -54,6 +54,7 @@ def slack_rules(settings: Settings) -> dict[str, Rule]:
         "conversations.history": tier3,
         "users.info": tier4,
         "views.publish": tier4,
+        "views.open": tier4,
     }
 
 

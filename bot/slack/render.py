@@ -1,10 +1,18 @@
-"""Answer → Block Kit, under Slack's real limits.
+"""Answer → Block Kit, under Slack's real per-message limits.
 
-Slack rejects a message with more than 50 blocks, a section over 3,000 characters, markdown
-blocks over 12,000 characters in total, or ``text`` over roughly 4,000 characters. Rather than
-truncating, the final answer is laid out as a list of blocks and then packed into as many thread
-messages as needed: the first replaces the placeholder, the rest follow in the thread. Nothing
-the backend said is dropped; very long SQL is also attached as a file.
+The finished answer is laid out as a list of blocks in the order a reader wants it — what the
+agent consulted, the answer text (with its Markdown tables as real tables), the result table,
+code, the SQL collapsed behind "View SQL", notes about charts, errors — and then *packed* into as
+many thread messages as Slack's limits require (:func:`pack`, counting every block's text and
+the blocks Slack expands markdown into). Nothing the backend said is cut.
+
+What comes after the answer — how the run ended, suggested follow-ups and the feedback buttons
+— is the *trailer*. When the answer has files (its chart PNG, the CSV of a long result), they go
+into the thread right after the answer and the trailer follows them, so a chart sits beside the
+answer, not below the feedback buttons.
+
+Tables come in three styles (``bot/slack/tables.py``); the sink sends the answer again in a
+plainer style when a workspace refuses one, and as plain text (:func:`plain_fallback`) last.
 """
 
 from __future__ import annotations
@@ -16,21 +24,28 @@ from adapters.answer import (
     Answer, ChartPart, CodePart, ErrorPart, KnowledgePart, MetricPart, Outcome, PartKind,
     SqlPart, StepPart, StepState, SuggestionsPart, TablePart, TextPart,
 )
+from bot.delivery.mdtables import MarkdownTable, split_tables
 from bot.delivery.sqlformat import readable_sql
 from bot.delivery.tables import monospace_table
+from bot.delivery.tabular import to_csv
 from bot.delivery.textsplit import shorten, split_text
+from bot.slack.blocks import (
+    Block, actions, button, code, context, counted_blocks, is_table, markdown, mrkdwn_escape,
+    sections, table_cells_size, text_size,
+)
+from bot.slack.tables import TableStyle, markdown_table, result_table
 
-SECTION_LIMIT = 3000
-MARKDOWN_TOTAL = 11_000  # Slack's cumulative budget is 12,000; keep room for containers
-MAX_BLOCKS = 45  # of 50, leaving room for the trailer blocks
-TEXT_LIMIT = 3_000
-SQL_INLINE_LINES = 40
+TEXT_LIMIT = 3_000  # the message's top-level ``text`` (Slack refuses ~4,000)
+MESSAGE_BLOCKS = 48  # of 50, counted as Slack expands them
+MESSAGE_TEXT = 11_000  # characters of block text per message (Slack: ~12,000)
+MESSAGE_TABLE_CELLS = 9_500  # of Slack's 10,000 across a message's table cells
+SQL_WHOLE_LINES = 12  # a query this short is shown whole; longer ones collapse
+SQL_PREVIEW_LINES = 8
 STOP_ACTION = "stop_run"
 FEEDBACK_ACTION = "feedback"
 SUGGESTION_ACTION = "ask_suggestion"
+VIEW_SQL_ACTION = "view_sql"
 MAX_SUGGESTIONS = 3
-
-Block = dict[str, Any]
 
 
 @dataclass
@@ -41,7 +56,7 @@ class SlackMessage:
 
 @dataclass
 class Attachment:
-    """A file to upload into the thread (chart PNG, full SQL)."""
+    """A file to upload into the thread (chart PNG, the result as CSV)."""
 
     filename: str
     content: bytes
@@ -51,112 +66,28 @@ class Attachment:
 
 @dataclass
 class FinalReply:
+    """``messages`` go out first; then ``attachments`` are uploaded; then ``trailer`` (None when
+    it fitted into the last message because there was nothing to upload)."""
+
     messages: list[SlackMessage]
     attachments: list[Attachment]
+    trailer: SlackMessage | None = None
 
 
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": shorten(text, 2900)}]}
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
-
-
-def _markdown(text: str) -> Block:
-    return {"type": "markdown", "text": text}
-
-
-def _code_sections(code: str, lang: str = "") -> list[Block]:
-    fence = "```"
-    return [_section(chunk) for chunk in split_text(f"{fence}\n{code.strip()}\n{fence}",
-                                                     SECTION_LIMIT - 10)]
-
-
-def _mrkdwn_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
+# -- parts → blocks ----------------------------------------------------------------------------
 def _step_icon(state: StepState) -> str:
     return {StepState.DONE: ":white_check_mark:", StepState.ERROR: ":x:",
             StepState.PENDING: ":white_circle:"}.get(state, ":hourglass_flowing_sand:")
 
 
 def _knowledge_line(part: KnowledgePart) -> str:
-    names = ", ".join(_mrkdwn_escape(e.title) for e in part.entries[:8])
+    names = ", ".join(mrkdwn_escape(e.title) for e in part.entries[:8])
     more = f" (+{len(part.entries) - 8} more)" if len(part.entries) > 8 else ""
     return f":books: Consulted: {names}{more}"
 
 
-def _table_blocks(part: TablePart) -> list[Block]:
-    headers = [c.name for c in part.columns]
-    shown = min(len(part.rows), 15)
-    total = part.total if part.total is not None else len(part.rows)
-    table = monospace_table(headers, part.rows, max_rows=15)
-    blocks = []
-    if part.title:
-        blocks.append(_section(f"*{_mrkdwn_escape(part.title)}*"))
-    blocks.extend(_code_sections(table))
-    types = ", ".join(f"{c.name} ({c.type})" for c in part.columns if c.type)
-    note = f"Showing {shown} of {total} rows"
-    blocks.append(_context(note + (f" · {_mrkdwn_escape(types)}" if types else "")))
-    return blocks
-
-
-def _sql_blocks(part: SqlPart, attachments: list[Attachment], *, running: bool) -> list[Block]:
-    sql = readable_sql(part.sql)
-    if not sql:
-        return []
-    lines = sql.splitlines()
-    title = f"*SQL{(' — ' + _mrkdwn_escape(part.title)) if part.title else ''}*"
-    if running:
-        shown = "\n".join(lines[:12]) + ("\n…" if len(lines) > 12 else "")
-        return [_section(title)] + _code_sections(shown[:1500])
-    if len(lines) > SQL_INLINE_LINES or len(sql) > 2 * SECTION_LIMIT:
-        attachments.append(Attachment(f"query-{part.id}.sql".replace(":", "-"), sql.encode(),
-                                      part.title or "Full SQL"))
-        shown = "\n".join(lines[:SQL_INLINE_LINES])
-        return ([_section(title)] + _code_sections(shown)
-                + [_context(f"{len(lines) - SQL_INLINE_LINES} more lines: the full SQL is attached below.")])
-    return [_section(title)] + _code_sections(sql)
-
-
-def _code_blocks(part: CodePart, *, running: bool) -> list[Block]:
-    lines = part.source.strip().splitlines()
-    keep = 8 if running else 15
-    blocks = [_section(f"*Code* ({part.language}, {len(lines)} lines)")]
-    shown = "\n".join(lines[:keep]) + (f"\n… ({len(lines) - keep} more lines)" if len(lines) > keep else "")
-    blocks += _code_sections(shown)
-    if part.output.strip():
-        out = part.output.strip()
-        blocks.append(_section("*Output*"))
-        blocks += _code_sections(out if not running else out[:800])
-    return blocks
-
-
-def _chart_blocks(part: ChartPart) -> list[Block]:
-    if part.png is not None:
-        return []  # uploaded as a file into the thread
-    title = _mrkdwn_escape(part.title) or "Chart"
-    if part.note:
-        blocks = [_context(f":bar_chart: {title}: {_mrkdwn_escape(part.note)}")]
-    elif part.image_url:
-        blocks = [_context(f":bar_chart: <{part.image_url}|{title}>")]
-    else:
-        kind = f" ({part.chart_type})" if part.chart_type else ""
-        blocks = [_context(f":bar_chart: {title}{kind}")]
-    if part.sql and not part.png:
-        blocks += _code_sections(readable_sql(part.sql))
-    return blocks
-
-
-def _error_blocks(part: ErrorPart) -> list[Block]:
-    ref = f"Reference: `{part.reference}`" if part.reference else ""
-    code = f" · code `{part.code}`" if part.code else ""
-    return [_section(f":warning: {_mrkdwn_escape(part.message)}"), _context((ref + code).strip(" ·") or "Error")]
-
-
-def _text_blocks(answer: Answer, *, limit: int | None = None) -> list[Block]:
+def _text_blocks(answer: Answer, style: TableStyle, *, limit: int | None = None) -> list[Block]:
+    """The answer's Markdown; its tables become table blocks (monospace while running)."""
     blocks: list[Block] = []
     for part in answer.of_kind(PartKind.TEXT):
         assert isinstance(part, TextPart)
@@ -165,31 +96,108 @@ def _text_blocks(answer: Answer, *, limit: int | None = None) -> list[Block]:
             continue
         if limit is not None and len(body) > limit:
             body = body[:limit].rstrip() + " …"
-        blocks.extend(_markdown(chunk) for chunk in split_text(body, SECTION_LIMIT))
+        for piece in split_tables(body):
+            if isinstance(piece, MarkdownTable):
+                blocks += markdown_table(piece, style)
+            else:
+                blocks += markdown(piece)
     return blocks
 
 
-def _body_blocks(answer: Answer, attachments: list[Attachment], *, running: bool) -> list[Block]:
+def _sql_blocks(part: SqlPart, run_id: str, *, running: bool) -> list[Block]:
+    """The SQL, collapsed: its first lines, and "View SQL" for all of it in a modal."""
+    sql = readable_sql(part.sql)
+    if not sql:
+        return []
+    lines = sql.splitlines()
+    title = f"*SQL{(' — ' + mrkdwn_escape(part.title)) if part.title else ''}*"
+    if len(lines) <= SQL_WHOLE_LINES and len(sql) <= 1500:
+        return sections(title) + code(sql)
+    keep = SQL_WHOLE_LINES if running else SQL_PREVIEW_LINES
+    shown = "\n".join(lines[:keep])[:1500] + "\n…"
+    blocks = sections(title) + code(shown)
+    if running:
+        return blocks
+    more = len(lines) - keep
+    blocks.append(actions(button("View SQL", VIEW_SQL_ACTION, f"{run_id}:{part.id}"),
+                          block_id=f"sql:{part.id}"[:255]))
+    blocks.append(context(f"{max(more, 1)} more line{'s' if more != 1 else ''} — "
+                          f"“View SQL” shows the whole query."))
+    return blocks
+
+
+def _code_blocks(part: CodePart, *, running: bool) -> list[Block]:
+    lines = part.source.strip().splitlines()
+    keep = 8 if running else 15
+    blocks = sections(f"*Code* ({part.language}, {len(lines)} lines)")
+    shown = "\n".join(lines[:keep]) + (f"\n… ({len(lines) - keep} more lines)" if len(lines) > keep else "")
+    blocks += code(shown)
+    if part.output.strip():
+        out = part.output.strip()
+        blocks += sections("*Output*")
+        blocks += code(out if not running else out[:800])
+    return blocks
+
+
+def _chart_blocks(part: ChartPart) -> list[Block]:
+    if part.png is not None:
+        return []  # uploaded as a file into the thread, right after the answer
+    title = mrkdwn_escape(part.title) or "Chart"
+    if part.note:
+        blocks = [context(f":bar_chart: {title}: {mrkdwn_escape(part.note)}")]
+    elif part.image_url:
+        blocks = [context(f":bar_chart: <{part.image_url}|{title}>")]
+    else:
+        kind = f" ({part.chart_type})" if part.chart_type else ""
+        blocks = [context(f":bar_chart: {title}{kind}")]
+    if part.sql:
+        blocks += code(readable_sql(part.sql))
+    return blocks
+
+
+def _error_blocks(part: ErrorPart) -> list[Block]:
+    ref = f"Reference: `{part.reference}`" if part.reference else ""
+    code_ = f" · code `{part.code}`" if part.code else ""
+    return sections(f":warning: {mrkdwn_escape(part.message)}") + [context((ref + code_).strip(" ·") or "Error")]
+
+
+def _progress_table(part: TablePart) -> list[Block]:
+    rows = part.rows[:10]
+    text = monospace_table([c.name for c in part.columns], rows, max_rows=10)
+    total = part.total if part.total is not None else len(part.rows)
+    return code(text) + [context(f"First {len(rows)} of {total} rows so far")]
+
+
+def _body_blocks(answer: Answer, run_id: str, style: TableStyle, attachments: list[Attachment],
+                 *, running: bool) -> list[Block]:
     blocks: list[Block] = []
     steps = [p for p in answer.parts if isinstance(p, StepPart)]
     if steps:
-        lines = [f"{_step_icon(s.state)} {_mrkdwn_escape(s.title)}" for s in steps[-10:]]
-        blocks.append(_context("\n".join(lines)))
+        lines = [f"{_step_icon(s.state)} {mrkdwn_escape(s.title)}" for s in steps[-10:]]
+        blocks.append(context("\n".join(lines)))
     for part in answer.parts:
         if isinstance(part, KnowledgePart) and part.entries:
-            blocks.append(_context(_knowledge_line(part)))
+            blocks.append(context(_knowledge_line(part)))
         elif isinstance(part, MetricPart):
-            desc = f" — {_mrkdwn_escape(part.description)}" if part.description else ""
-            blocks.append(_context(f":straight_ruler: Metric: *{_mrkdwn_escape(part.name)}*{desc}"))
-    blocks += _text_blocks(answer, limit=2500 if running else None)
+            desc = f" — {mrkdwn_escape(part.description)}" if part.description else ""
+            blocks.append(context(f":straight_ruler: Metric: *{mrkdwn_escape(part.name)}*{desc}"))
+    blocks += _text_blocks(answer, TableStyle.MONOSPACE if running else style,
+                           limit=2500 if running else None)
     for part in answer.parts:
         if isinstance(part, TablePart):
-            blocks += _table_blocks(part)
+            if running:
+                blocks += _progress_table(part)
+                continue
+            fitted = result_table(part, style)
+            blocks += fitted.blocks
+            if fitted.cut:
+                name = f"result-{sum(a.filename.endswith('.csv') for a in attachments) + 1}.csv"
+                attachments.append(Attachment(name, to_csv(part), part.title or "Result (CSV)"))
         elif isinstance(part, CodePart):
             blocks += _code_blocks(part, running=running)
     for part in answer.parts:
         if isinstance(part, SqlPart):
-            blocks += _sql_blocks(part, attachments, running=running)
+            blocks += _sql_blocks(part, run_id, running=running)
     for part in answer.parts:
         if isinstance(part, ChartPart):
             blocks += _chart_blocks(part)
@@ -207,32 +215,44 @@ def _fallback_text(answer: Answer) -> str:
     return status or "Analysis"
 
 
+# -- packing ---------------------------------------------------------------------------------
+def pack(blocks: list[Block], *, reserve_blocks: int = 0) -> list[list[Block]]:
+    """Spread ``blocks`` over as few messages as Slack's limits allow, in order."""
+    messages: list[list[Block]] = []
+    current: list[Block] = []
+    count = size = cells = tables = 0
+    for block in blocks:
+        b_count, b_size, b_cells = counted_blocks(block), text_size(block), table_cells_size(block)
+        b_tables = 1 if is_table(block) else 0
+        if current and (count + b_count > MESSAGE_BLOCKS or size + b_size > MESSAGE_TEXT
+                        or cells + b_cells > MESSAGE_TABLE_CELLS or tables + b_tables > 1):
+            messages.append(current)
+            current, count, size, cells, tables = [], 0, 0, 0, 0
+        current.append(block)
+        count, size, cells, tables = count + b_count, size + b_size, cells + b_cells, tables + b_tables
+    if current or not messages:
+        messages.append(current)
+    return messages
+
+
+def _fits(blocks: list[Block], extra: list[Block]) -> bool:
+    return len(pack(blocks + extra)) == 1
+
+
+# -- the two renderings ------------------------------------------------------------------------
 def render_progress(answer: Answer, run_id: str) -> SlackMessage:
     """The placeholder while a run is going: status, what is known so far, and a Stop button."""
-    blocks: list[Block] = []
     status = answer.status.text if answer.status and answer.status.text else "Working on it…"
-    blocks.append(_context(f":hourglass_flowing_sand: {_mrkdwn_escape(status)}"))
-    body = _body_blocks(answer, [], running=True)
-    # keep the progress view small: it is replaced by the full answer at the end
-    budget, kept, md = 40, [], 0
+    head = [context(f":hourglass_flowing_sand: {mrkdwn_escape(status)}")]
+    stop = actions(button("Stop", STOP_ACTION, run_id, style="danger"), block_id="run_controls")
+    body = _body_blocks(answer, run_id, TableStyle.MONOSPACE, [], running=True)
+    # one message only: keep what fits beside the status and the Stop button, in order
+    kept: list[Block] = []
     for block in body:
-        size = len(block.get("text", "")) if block["type"] == "markdown" else 0
-        if len(kept) >= budget or md + size > 6000:
+        if not _fits(head + kept + [block], [stop]) or text_size(block) + sum(map(text_size, kept)) > 6000:
             break
-        md += size
         kept.append(block)
-    blocks += kept
-    blocks.append({"type": "actions", "block_id": "run_controls", "elements": [{
-        "type": "button", "action_id": STOP_ACTION, "style": "danger", "value": run_id,
-        "text": {"type": "plain_text", "text": "Stop"}}]})
-    return SlackMessage(text=shorten(status, 300), blocks=blocks)
-
-
-def retired_pointer() -> SlackMessage:
-    """What an old placeholder becomes when its answer had to be posted as a new message:
-    one line, and no Stop button left behind."""
-    text = "This analysis has finished: the answer is in the reply below."
-    return SlackMessage(text=text, blocks=[_context(f":arrow_down: {text}")])
+    return SlackMessage(text=shorten(status, 300), blocks=head + kept + [stop])
 
 
 def _trailer(answer: Answer, run_id: str) -> list[Block]:
@@ -240,12 +260,12 @@ def _trailer(answer: Answer, run_id: str) -> list[Block]:
     if answer.outcome is Outcome.STOPPED:
         who = f"<@{answer.stopped_by}>" if answer.stopped_by else "request"
         after = f" after {answer.elapsed:.0f} s" if answer.elapsed is not None else ""
-        blocks.append(_section(f":black_square_for_stop: Stopped by {who}{after}."))
+        blocks += sections(f":black_square_for_stop: Stopped by {who}{after}.")
     if answer.notice:
-        blocks.append(_context(_mrkdwn_escape(answer.notice)))
+        blocks.append(context(mrkdwn_escape(answer.notice)))
     if answer.outcome is Outcome.DONE:
         elapsed = f"Answered in {answer.elapsed:.0f} s" if answer.elapsed is not None else "Answered"
-        blocks.append(_context(elapsed))
+        blocks.append(context(elapsed))
         blocks += _suggestion_blocks(answer)
         blocks.append({"type": "context_actions", "elements": [{
             "type": "feedback_buttons", "action_id": FEEDBACK_ACTION,
@@ -264,43 +284,40 @@ def _suggestion_blocks(answer: Answer) -> list[Block]:
     if not questions:
         return []
     # a button label is at most 75 characters; the value carries the whole question
-    buttons = [{"type": "button", "action_id": f"{SUGGESTION_ACTION}:{i}",
-                "text": {"type": "plain_text", "text": shorten(q, 75)}, "value": q[:2000]}
-               for i, q in enumerate(questions)]
-    return [_context("Ask next:"), {"type": "actions", "block_id": "suggestions", "elements": buttons}]
+    buttons = [button(q, f"{SUGGESTION_ACTION}:{i}", q[:2000]) for i, q in enumerate(questions)]
+    return [context("Ask next:"), actions(*buttons, block_id="suggestions")]
 
 
-def render_final(answer: Answer, run_id: str) -> FinalReply:
+def render_final(answer: Answer, run_id: str,
+                 style: TableStyle = TableStyle.DATA_TABLE) -> FinalReply:
     """The finished reply, packed into as many messages as Slack's limits require."""
     attachments: list[Attachment] = []
-    body = _body_blocks(answer, attachments, running=False)
+    body = _body_blocks(answer, run_id, style, attachments, running=False)
     if not body and answer.outcome is Outcome.DONE:
-        body = [_section("The analysis finished without an answer text.")]
+        body = sections("The analysis finished without an answer text.")
+    attachments += chart_attachments(answer.charts)
     trailer = _trailer(answer, run_id)
-    messages: list[SlackMessage] = []
-    current: list[Block] = []
-    md_total = 0
-    for block in body:
-        size = len(block.get("text", "")) if block["type"] == "markdown" else 0
-        if current and (len(current) >= MAX_BLOCKS or md_total + size > MARKDOWN_TOTAL):
-            messages.append(SlackMessage(text="", blocks=current))
-            current, md_total = [], 0
-        current.append(block)
-        md_total += size
-    if current and len(current) + len(trailer) > 50:
-        messages.append(SlackMessage(text="", blocks=current))
-        current = []
-    current += trailer
-    messages.append(SlackMessage(text="", blocks=current))
+    packed = pack(body)
+    tail: SlackMessage | None = None
+    if trailer and (attachments or charts_drawing(answer) or not _fits(packed[-1], trailer)):
+        tail = SlackMessage(text="", blocks=trailer)  # after the files, or on its own
+    elif trailer:
+        packed[-1] = packed[-1] + trailer
     fallback = _fallback_text(answer)
-    for i, msg in enumerate(messages):
-        msg.text = fallback if i == 0 else f"(continued {i + 1}/{len(messages)})"
-    attachments += chart_attachments(answer.charts, first=len(attachments) + 1)
-    return FinalReply(messages=messages, attachments=attachments)
+    messages = [SlackMessage(text=fallback if i == 0 else f"(continued {i + 1}/{len(packed)})",
+                             blocks=blocks) for i, blocks in enumerate(packed)]
+    if tail is not None:
+        tail.text = "Was this answer helpful?" if answer.outcome is Outcome.DONE else fallback
+    return FinalReply(messages=messages, attachments=attachments, trailer=tail)
+
+
+def charts_drawing(answer: Answer) -> bool:
+    """Charts of the answer still being drawn: their files follow it, so its trailer must wait."""
+    return any(c.png is None and c.vega_spec is not None and not c.note for c in answer.charts)
 
 
 def chart_attachments(charts: list[ChartPart], *, first: int = 1) -> list[Attachment]:
-    """The drawn charts as PNG files to upload into the thread."""
+    """The drawn charts as image files to upload into the thread."""
     out: list[Attachment] = []
     for chart in charts:
         if chart.png is not None:
@@ -320,10 +337,21 @@ def image_extension(data: bytes) -> str:
     return "png"
 
 
+def retired_pointer() -> SlackMessage:
+    """What an old placeholder becomes when its answer had to be posted as a new message:
+    one line, and no Stop button left behind."""
+    text = "This analysis has finished: the answer is in the reply below."
+    return SlackMessage(text=text, blocks=[context(f":arrow_down: {text}")])
+
+
 def plain_fallback(answer: Answer, run_id: str) -> list[SlackMessage]:
     """Last resort when Slack rejects the blocks: the same content as plain text messages."""
     parts: list[str] = [answer.text]
     for part in answer.parts:
+        if isinstance(part, TablePart):
+            shown = part.rows[:30]
+            parts.append("```\n" + monospace_table([c.name for c in part.columns], shown,
+                                                   max_rows=30) + "\n```")
         if isinstance(part, SqlPart) and part.sql:
             parts.append("SQL:\n```\n" + part.sql.strip() + "\n```")
     for err in answer.errors:
@@ -332,3 +360,11 @@ def plain_fallback(answer: Answer, run_id: str) -> list[SlackMessage]:
         parts.append(f"Stopped by <@{answer.stopped_by}>." if answer.stopped_by else "Stopped.")
     text = "\n\n".join(p for p in parts if p and p.strip()) or "The analysis finished."
     return [SlackMessage(text=chunk) for chunk in split_text(text, TEXT_LIMIT)]
+
+
+def sql_of(answer: dict[str, Any], part_id: str) -> tuple[str, str] | None:
+    """(title, SQL) of one SQL part of a stored answer snapshot (``bot/relay/snapshot.py``)."""
+    for part in answer.get("parts") or []:
+        if part.get("id") == part_id and part.get("sql"):
+            return str(part.get("title") or ""), str(part["sql"])
+    return None

@@ -26,9 +26,10 @@ from bot.slack.agent_session import AgentSession, Refusals
 from bot.slack.client import ScheduledWebClient
 from bot.slack.first_sign import FirstSign
 from bot.slack.render import (
-    Attachment, SlackMessage, chart_attachments, plain_fallback, render_final, render_progress,
-    retired_pointer,
+    Attachment, FinalReply, SlackMessage, chart_attachments, charts_drawing, plain_fallback,
+    render_final, render_progress, retired_pointer,
 )
+from bot.slack.tables import TableStyle
 from bot.slack.status import ThreadStatus
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
     def __init__(self, client: ScheduledWebClient, ref: ThreadRef, *, scheduler: Scheduler,
                  tasks: BackgroundTasks, timing: Timing, status_after: float,
                  max_retries: int = 3, first_sign: FirstSign | None = None,
-                 refusals: Refusals | None = None, reply_ts: str | None = None,
-                 run_id: str = "") -> None:
+                 refusals: Refusals | None = None, table_styles: TableStyles | None = None,
+                 reply_ts: str | None = None, run_id: str = "") -> None:
         super().__init__(scheduler=scheduler, scope=Scope(ref.workspace, ref.channel, ref.thread),
                          tasks=tasks, timing=timing, reply_id=reply_ts, run_id=run_id)
         self.client = client.for_workspace(ref.workspace)
@@ -60,7 +61,10 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self.status = ThreadStatus(self.client, ref.channel, ref.thread, tasks)
         self.session = AgentSession(self.client, ref.workspace, ref.channel, ref.thread, tasks,
                                     refusals or Refusals())
-        self._attachments: list[Attachment] = []
+        self.table_styles = table_styles or TableStyles()
+        self._replies: list[tuple[TableStyle | None, FinalReply]] = []
+        self._reply: FinalReply | None = None
+        self._held: SlackMessage | None = None  # the trailer, waiting for charts still drawing
 
     @property
     def channel(self) -> str:
@@ -84,21 +88,58 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self.session.want("active")
 
     async def _deliver_extras(self, answer: Answer) -> None:
-        for attachment in self._attachments:
+        """The answer's files go right after it (its chart beside it, the CSV of a long result),
+        then the trailer: how the run ended, follow-ups and the feedback buttons."""
+        reply = self._reply
+        if reply is None:
+            return
+        for attachment in reply.attachments:
             await self._upload(attachment)
+        if reply.trailer is not None and charts_drawing(answer):
+            self._held = reply.trailer  # posted once the charts are in (see _deliver_charts)
+        elif reply.trailer is not None:
+            await self._post_durably(reply.trailer)
 
     async def _deliver_charts(self, charts: list[ChartPart]) -> None:
-        for attachment in chart_attachments(charts):
-            await self._upload(attachment)
+        held, self._held = self._held, None
+        try:
+            for attachment in chart_attachments(charts, first=len(self._delivered_charts()) + 1):
+                await self._upload(attachment)
+        finally:
+            if held is not None:
+                await self._post_durably(held)
+
+    def _delivered_charts(self) -> list[Attachment]:
+        reply = self._reply
+        return [a for a in reply.attachments if a.filename.startswith("chart-")] if reply else []
 
     # -- renderings ----------------------------------------------------------------------
+    def _notice(self, text: str) -> SlackMessage:
+        return SlackMessage(text=text, blocks=[])
+
     def _progress_message(self, answer: Answer) -> SlackMessage:
         return render_progress(answer, self.run_id)
 
     async def _final_variants(self, answer: Answer) -> list[list[SlackMessage]]:
-        reply = render_final(answer, self.run_id)
-        self._attachments = reply.attachments
-        return [reply.messages, plain_fallback(answer, self.run_id)]
+        """Rich renderings from the workspace's best table style down to monospace tables, then
+        plain text (which still gets the files)."""
+        self._replies = []
+        style: TableStyle | None = self.table_styles.best(self.ref.workspace)
+        while style is not None:
+            self._replies.append((style, render_final(answer, self.run_id, style)))
+            style = style.plainer()
+        files = self._replies[-1][1].attachments if self._replies else []
+        self._replies.append((None, FinalReply(plain_fallback(answer, self.run_id), files)))
+        return [reply.messages for _, reply in self._replies]
+
+    def _chose_variant(self, index: int) -> None:
+        style, self._reply = self._replies[index]
+        if index == 0 or style is None:
+            return
+        refused_style, refused = self._replies[index - 1]
+        if refused_style is not None and any(b.get("type") == refused_style.value
+                                             for m in refused.messages for b in m.blocks):
+            self.table_styles.refused(self.ref.workspace, refused_style)  # remember it here
 
     # -- primitives ----------------------------------------------------------------------
     async def _post(self, message: SlackMessage, *, priority: Priority,
@@ -174,6 +215,7 @@ class SlackSinkFactory:
         self.status_after = status_after
         self.max_retries = max_retries
         self.refusals = Refusals()  # workspaces that refused agent sessions, shared by sinks
+        self.table_styles = TableStyles()  # the table style each workspace takes
         self.tasks = BackgroundTasks()
 
     def for_question(self, ref: ThreadRef, asker: str) -> SlackReplySink:
@@ -187,10 +229,26 @@ class SlackSinkFactory:
         return SlackReplySink(self.client, ref, scheduler=self.scheduler, tasks=self.tasks,
                               timing=self.timing, status_after=self.status_after,
                               max_retries=self.max_retries, first_sign=self.first_sign,
-                              refusals=self.refusals, **kw)
+                              refusals=self.refusals, table_styles=self.table_styles, **kw)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
+
+
+class TableStyles:
+    """The richest table style each workspace has taken: once Slack refused a ``data_table``
+    there, answers start with the ``table`` block instead of being refused again first."""
+
+    def __init__(self) -> None:
+        self._best: dict[str, TableStyle] = {}
+
+    def best(self, workspace: str) -> TableStyle:
+        return self._best.get(workspace, TableStyle.DATA_TABLE)
+
+    def refused(self, workspace: str, style: TableStyle | None) -> None:
+        plainer = style.plainer() if style is not None else None
+        if plainer is not None:
+            self._best[workspace] = plainer
 
 
 def _translate(exc: BaseException) -> DeliveryError:

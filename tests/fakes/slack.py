@@ -56,6 +56,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "conversations.replies": 50,
     "conversations.history": 50,
     "views.publish": 100,
+    "views.open": 100,
     "files.getUploadURLExternal": 100,
     "files.completeUploadExternal": 100,
     "files.info": 100,
@@ -67,9 +68,15 @@ DEFAULT_LIMITS: dict[str, int] = {
 # Block types the fake accepts; anything else is ``invalid_blocks`` like Slack.
 KNOWN_BLOCK_TYPES = {
     "section", "header", "divider", "context", "actions", "image", "input", "file", "rich_text",
-    "video", "markdown", "table", "plan", "task_card", "alert", "card", "carousel", "container",
-    "context_actions",
+    "video", "markdown", "table", "data_table", "plan", "task_card", "alert", "card", "carousel",
+    "container", "context_actions",
 }
+MESSAGE_BLOCKS = 50  # counted after markdown blocks are expanded
+MESSAGE_TEXT = 12_000  # characters of block text in one message (msg_blocks_too_long)
+TABLE_CELLS = 10_000  # characters across one message's table cells
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
+_MD_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+_MD_FENCE = re.compile(r"^\s*(```|~~~)")
 _CHANNEL_ID = re.compile(r"^[CGDZ][A-Z0-9]{8,}$")
 _JSON_ARGS = ("blocks", "files", "view", "loading_messages", "chunks", "metadata", "prompts")
 
@@ -205,6 +212,7 @@ class FakeSlack:
         post_message_burst: int = 5,
         max_text_chars: int = 4000,
         stream_ttl: float = 300.0,
+        unsupported_blocks: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.auth = {"ok": True, "url": "https://fake.slack.test/", "team": team, "user": user,
@@ -219,12 +227,15 @@ class FakeSlack:
         self.post_message_burst = post_message_burst
         self.max_text_chars = max_text_chars
         self.stream_ttl = stream_ttl
+        # block types this workspace's Slack does not take yet (e.g. {"data_table"})
+        self.unsupported_blocks = unsupported_blocks
         self.clock = clock
 
         self.calls: list[Call] = []
         self.ephemerals: list[Ephemeral] = []
         self.files: dict[str, StoredFile] = {}
         self.home_views: dict[str, dict[str, Any]] = {}
+        self.opened_views: list[dict[str, Any]] = []  # modals (views.open), in order
         self.reactions: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.assistant_statuses: dict[tuple[str, str], list[str]] = defaultdict(list)
         # (status, loading_messages) of every setStatus call per thread, for what a person saw
@@ -234,6 +245,7 @@ class FakeSlack:
         # bodies POSTed to response_url (slash commands, interactivity): /respond/{user}
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self.admins: set[str] = set()  # user ids users.info reports as workspace admins
+        self.locales: dict[str, str] = {}  # user id → locale users.info reports (else en-US)
         # Socket Mode: connected websockets and the envelope ids the app acknowledged
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: list[str] = []
@@ -500,6 +512,7 @@ class FakeSlack:
             "assistant.threads.setTitle": lambda a: {},
             "agents.sessions.setStatus": self._session_status,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
             "conversations.replies": self._replies,
@@ -635,9 +648,11 @@ class FakeSlack:
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = _required(args, "user")
         admin = user in self.admins
-        return {"ok": True, "user": {"id": user, "team_id": self.team_id, "name": user.lower(),
-                                     "is_admin": admin, "is_owner": False,
-                                     "is_primary_owner": False, "is_bot": False}}
+        out = {"id": user, "team_id": self.team_id, "name": user.lower(), "is_admin": admin,
+               "is_owner": False, "is_primary_owner": False, "is_bot": False}
+        if str(args.get("include_locale", "")).lower() in ("true", "1"):
+            out["locale"] = self.locales.get(user, "en-US")
+        return {"ok": True, "user": out}
 
     def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = _required(args, "user_id")
@@ -649,6 +664,21 @@ class FakeSlack:
                                                   "[json-pointer:/view/blocks]"])
         stored = {"id": f"V{next(self._ids):09d}", **view}
         self.home_views[user_id] = stored
+        return {"view": stored}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A modal opened from a click: needs the click's ``trigger_id``; 100 blocks at most."""
+        trigger = _required(args, "trigger_id")
+        view = _as_json(args.get("view"))
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise _Fail("invalid_arguments")
+        title = (view.get("title") or {}).get("text", "")
+        if not title or len(title) > 24:
+            raise _Fail("invalid_arguments", errors=["title must be 1 to 24 characters "
+                                                     "[json-pointer:/view/title/text]"])
+        self._validate_blocks(view.get("blocks") or [], limit=100, text_limit=None)
+        stored = {"id": f"V{next(self._ids):09d}", "trigger_id": trigger, **view}
+        self.opened_views.append(stored)
         return {"view": stored}
 
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -770,21 +800,31 @@ class FakeSlack:
             self._validate_blocks(blocks)
         return text, blocks
 
-    def _validate_blocks(self, blocks: Any) -> None:
+    def _validate_blocks(self, blocks: Any, *, limit: int = MESSAGE_BLOCKS,
+                         text_limit: int | None = MESSAGE_TEXT) -> None:
+        """Slack's per-message limits: blocks as Slack expands them, every block's text, one
+        table, the table cells' characters, and each block's own limits."""
         if not isinstance(blocks, list):
             raise _Fail("invalid_blocks_format")
         errors: list[str] = []
-        if len(blocks) > 50:
-            errors.append("no more than 50 items allowed [json-pointer:/blocks]")
-        markdown_total = 0
+        if sum(_expanded(b) for b in blocks) > limit:
+            errors.append(f"no more than {limit} items allowed [json-pointer:/blocks]")
+        tables = [i for i, b in enumerate(blocks)
+                  if isinstance(b, dict) and b.get("type") in ("table", "data_table")]
+        if len(tables) > 1:
+            errors.append(f"only_one_table_allowed [json-pointer:/blocks/{tables[1]}]")
+        unsupported = self.unsupported_blocks
         for i, block in enumerate(blocks):
+            if isinstance(block, dict) and block.get("type") in unsupported:
+                errors.append(f"unsupported type: {block['type']} [json-pointer:/blocks/{i}/type]")
+                continue
             errors.extend(_block_errors(block, f"/blocks/{i}"))
-            if isinstance(block, dict) and block.get("type") == "markdown":
-                markdown_total += len(str(block.get("text", "")))
+        if sum(_cells_text(b) for b in blocks) > TABLE_CELLS:
+            errors.append(f"table cells over {TABLE_CELLS} characters [json-pointer:/blocks]")
         if errors:
             raise _Fail("invalid_blocks", errors=errors,
                         response_metadata={"messages": [f"[ERROR] {e}" for e in errors]})
-        if markdown_total > 12_000:
+        if text_limit is not None and sum(len(s) for s in _texts(blocks)) > text_limit:
             raise _Fail("msg_blocks_too_long")
 
 
@@ -830,12 +870,100 @@ def _block_errors(block: Any, at: str) -> list[str]:
         too_long(block.get("image_url"), 3000, "/image_url")
     elif kind == "markdown":
         too_long(text, 12000, "/text")
-    elif kind == "table":
-        rows = block.get("rows")
-        too_many(rows, 100, "/rows")
-        for j, row in enumerate(rows or []):
-            too_many(row, 20, f"/rows/{j}")
+    elif kind in ("table", "data_table"):
+        errors.extend(_table_errors(block, at))
     return errors
+
+
+def _table_errors(block: dict[str, Any], at: str) -> list[str]:
+    """``table``: ≤ 100 rows with the header; ``data_table``: a caption, 2–101 rows, page_size
+    1–100, no rich_text in the header. Both: 1–20 columns, rows of one length, cells raw_text
+    (non-empty), raw_number (a number) or rich_text, ≤ 10,000 characters across the cells."""
+    errors: list[str] = []
+    rows = block.get("rows")
+    data = block["type"] == "data_table"
+    if not isinstance(rows, list) or not rows:
+        return [f"missing required field: rows [json-pointer:{at}/rows]"]
+    if len(rows) > (101 if data else 100):
+        errors.append(f"must provide no more than {101 if data else 100} items [json-pointer:{at}/rows]")
+    if data:
+        if len(rows) < 2:
+            errors.append(f"must provide at least 2 items [json-pointer:{at}/rows]")
+        if not isinstance(block.get("caption"), str) or not block["caption"]:
+            errors.append(f"missing required field: caption [json-pointer:{at}/caption]")
+        size = block.get("page_size", 5)
+        if not isinstance(size, int) or not 1 <= size <= 100:
+            errors.append(f"page_size must be 1 to 100 [json-pointer:{at}/page_size]")
+    width = len(rows[0]) if isinstance(rows[0], list) else 0
+    if not 1 <= width <= 20:
+        errors.append(f"must provide 1 to 20 columns [json-pointer:{at}/rows/0]")
+    for j, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            errors.append(f"all rows must have the same number of cells [json-pointer:{at}/rows/{j}]")
+            continue
+        for k, cell in enumerate(row):
+            kind = cell.get("type") if isinstance(cell, dict) else None
+            where = f"[json-pointer:{at}/rows/{j}/{k}]"
+            if kind == "raw_text":
+                if not isinstance(cell.get("text"), str) or not cell["text"]:
+                    errors.append(f"raw_text needs a non-empty text {where}")
+            elif kind == "raw_number":
+                value = cell.get("value")
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    errors.append(f"raw_number needs a numeric value {where}")
+            elif kind == "rich_text":
+                if data and j == 0:
+                    errors.append(f"rich_text is not allowed in the header {where}")
+            else:
+                errors.append(f"unsupported cell type: {kind} {where}")
+    if _cells_text(block) > TABLE_CELLS:
+        errors.append(f"table cells over {TABLE_CELLS} characters [json-pointer:{at}/rows]")
+    if not data:
+        settings = block.get("column_settings")
+        if isinstance(settings, list) and len(settings) > 20:
+            errors.append(f"must provide no more than 20 items [json-pointer:{at}/column_settings]")
+    return errors
+
+
+def _expanded(block: Any) -> int:
+    """How many blocks Slack makes of ``block``: a markdown block becomes one per text run,
+    heading, horizontal rule and code block."""
+    if not isinstance(block, dict) or block.get("type") != "markdown":
+        return 1
+    count, in_run, fenced = 0, False, False
+    for line in str(block.get("text", "")).splitlines():
+        if _MD_FENCE.match(line):
+            if not fenced:
+                count += 1
+            fenced, in_run = not fenced, False
+        elif fenced:
+            continue
+        elif _MD_HEADING.match(line) or _MD_RULE.match(line):
+            count, in_run = count + 1, False
+        elif line.strip() and not in_run:
+            count, in_run = count + 1, True
+    return max(1, count)
+
+
+def _texts(node: Any) -> list[str]:
+    """Every text a person can read in ``node`` (labels, alt texts, captions and cells too)."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("text", "alt_text", "caption", "title") and isinstance(value, str):
+                out.append(value)
+            elif key not in ("type", "action_id", "block_id", "value", "style", "url"):
+                out.extend(_texts(value))
+    elif isinstance(node, list):
+        for item in node:
+            out.extend(_texts(item))
+    return out
+
+
+def _cells_text(block: Any) -> int:
+    if not isinstance(block, dict) or block.get("type") not in ("table", "data_table"):
+        return 0
+    return sum(len(s) for s in _texts(block.get("rows") or []))
 
 
 def _ratelimited(wait_seconds: float) -> _Fail:

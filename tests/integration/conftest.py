@@ -252,13 +252,18 @@ BotFactory = Callable[..., Any]
 @pytest.fixture
 async def start_bot(tmp_path: Any, fake_slack: FakeSlack) -> AsyncIterator[BotFactory]:
     """``await start_bot(BACKEND=..., ...)`` → a running SlackBot; all are closed at the end.
-    ``slack=`` points it at another fake Slack than the default one (stricter limits)."""
+    ``slack=`` points it at another fake Slack than the default one (stricter limits);
+    ``backend=`` gives it a backend object of our own protocol instead of a configured one."""
     started: list[TestClient] = []
 
-    async def start(*, slack: FakeSlack | None = None, **overrides: Any) -> SlackBot:
+    async def start(*, slack: FakeSlack | None = None, backend: Any = None,
+                    **overrides: Any) -> SlackBot:
         slack = slack or fake_slack
+        if backend is not None:  # the configured backend is never used: any valid one will do
+            overrides = {"BACKEND": "wren", "WREN_BASE_URL": "http://unused",
+                         "WREN_API_KEY": "psk-unused", **overrides}
         settings = fast_settings(tmp_path, slack.base_url, **overrides)
-        service = Service(settings)
+        service = Service(settings, backend=backend)
         client = TestClient(TestServer(service.web_app()))
         await client.start_server()
         started.append(client)

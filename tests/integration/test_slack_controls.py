@@ -143,7 +143,7 @@ async def test_history_pages_past_ten(wren_bot: SlackBot) -> None:
 async def test_feedback_is_stored_and_acknowledged_privately(wren_bot: SlackBot) -> None:
     event = await wren_bot.mention("rate me")
     await wren_bot.wait_finished(event["ts"])
-    reply = wren_bot.bot_replies(event["ts"])[0]
+    [reply] = [m for m in wren_bot.bot_replies(event["ts"]) if "feedback" in str(m.blocks)]
     fb = [el for b in reply.blocks if b["type"] == "context_actions" for el in b["elements"]][0]
     value = fb["positive_button"]["value"]
     await wren_bot.action("feedback", value, message_ts=reply.ts, thread_ts=event["ts"])

@@ -63,7 +63,8 @@ async def test_placeholder_failure_still_delivers_the_answer(wren_bot: SlackBot)
     assert any("SELECT" in blocks_text(m.blocks) for m in wren_bot.bot_replies(event["ts"]))
 
 
-async def test_long_sql_is_readable_and_attached_whole(wren_bot: SlackBot, fake_wren: FakeWren) -> None:
+async def test_long_sql_stays_collapsed_and_view_sql_opens_all_of_it(wren_bot: SlackBot,
+                                                                      fake_wren: FakeWren) -> None:
     columns = ",\n  ".join(f"SUM(col_{i}) AS total_{i}" for i in range(80))
     sql = f"SELECT\n  {columns}\nFROM wide_table\nGROUP BY region"
     fake_wren.script_ask(sql=sql, summary="Wide result.")
@@ -71,9 +72,15 @@ async def test_long_sql_is_readable_and_attached_whole(wren_bot: SlackBot, fake_
     await wren_bot.wait_finished(event["ts"])
     reply = wren_bot.bot_replies(event["ts"])[0]
     text = blocks_text(reply.blocks)
-    assert "full SQL is attached" in text
-    sql_files = [f for f in wren_bot.slack.files.values() if f.filename.endswith(".sql")]
-    assert sql_files and sql_files[0].data.decode() == sql
+    assert "Wide result." in text and "total_3" in text and "total_79" not in text
+    [view] = [e for b in reply.blocks if b["type"] == "actions" for e in b["elements"]
+              if e["action_id"] == "view_sql"]
+    await wren_bot.action("view_sql", view["value"], message_ts=reply.ts, thread_ts=event["ts"])
+    await wren_bot.slack.wait_for(lambda: bool(wren_bot.slack.opened_views))
+    [modal] = wren_bot.slack.opened_views
+    shown = blocks_text(modal["blocks"])
+    assert modal["trigger_id"] == "1.2.3" and "total_0" in shown and "total_79" in shown
+    assert "FROM wide_table" in shown
 
 
 async def test_no_placeholder_left_working_when_the_backend_crashes(wren_bot: SlackBot,

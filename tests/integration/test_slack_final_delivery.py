@@ -88,8 +88,8 @@ async def test_placeholder_that_cannot_be_deleted_becomes_a_pointer(wren_bot: Sl
     pointer = wren_bot.slack.message(CHANNEL, placeholder.ts)
     assert pointer is not None and "answer is in the reply below" in blocks_text(pointer.blocks)
     assert "stop_run" not in str(pointer.blocks)
-    [_, answer] = wren_bot.bot_replies(event["ts"])
-    assert "SELECT" in blocks_text(answer.blocks)
+    replies = wren_bot.bot_replies(event["ts"])
+    assert replies[0].ts == placeholder.ts and "SELECT" in blocks_text(replies[1].blocks)
 
 
 async def test_spent_edit_budget_does_not_hold_the_answer(start_bot, fake_wren) -> None:
@@ -107,7 +107,8 @@ async def test_spent_edit_budget_does_not_hold_the_answer(start_bot, fake_wren) 
         assert answer.outcome.value == "done"
     await settled(bot)
     shown = visible(bot, event["ts"])
-    assert len(shown) == 1 and "SELECT" in blocks_text(shown[0].blocks)  # placeholder deleted
+    assert "SELECT" in blocks_text(shown[0].blocks)  # the answer came first: placeholder deleted
+    assert not any(working(m) for m in shown)
     assert not [c for c in bot.slack.calls if c.status == 429]
 
 
@@ -183,12 +184,19 @@ async def test_answer_does_not_wait_for_a_chart_still_being_drawn(start_bot, fak
     slack = bot.slack
 
     def answered() -> bool:
-        return any("feedback" in str(m.blocks) for m in bot.bot_replies(event["ts"]))
+        return any("São Paulo" in m.text for m in bot.bot_replies(event["ts"]))
 
     await slack.wait_for(answered)  # the answer is in the thread while the chart is not drawn
     assert not [f for f in slack.files.values() if f.filename.startswith("chart")]
+    # the feedback row closes the answer: it waits for the chart instead of landing above it
+    # (checked once the reply is closed: the agent session turns "active" after that)
+    await slack.wait_for(lambda: any(c.args.get("status") == "active"
+                                     for c in slack.calls_to("agents.sessions.setStatus")))
+    assert not any("feedback" in str(m.blocks) for m in bot.bot_replies(event["ts"]))
     drawing.set()
     await bot.wait_finished(event["ts"])  # the run counts as finished once its chart is shown
     charts = [f for f in slack.files.values() if f.filename.startswith("chart")]
     assert len(charts) == 1 and charts[0].data.startswith(b"\x89PNG")
     assert charts[0].thread_ts == event["ts"]
+    [trailer] = [m for m in bot.bot_replies(event["ts"]) if "feedback" in str(m.blocks)]
+    assert charts[0].share_ts is not None and float(charts[0].share_ts) < float(trailer.ts)

@@ -5,21 +5,17 @@ from __future__ import annotations
 from typing import Any, AsyncIterator
 
 from adapters.answer import Finished, Outcome, PartUpsert, SessionAssigned, SuggestionsPart, TextPart
-from adapters.base import AskRequest, Capabilities
-from bot.service import Service
+from adapters.base import AskRequest
 from tests.fakes.wren import FakeWren
-from tests.integration.conftest import CHANNEL, OTHER, USER, FinishedRuns, SlackBot, blocks_text, fast_settings
+from tests.integration.conftest import CHANNEL, OTHER, USER, SlackBot, blocks_text
+from tests.integration.own_backend import OwnBackend
 from tests.integration.test_slack_controls import running, stop_value
 
 
-class SuggestingBackend:
+class SuggestingBackend(OwnBackend):
     """A minimal backend (our own protocol) that proposes follow-up questions."""
 
     name = "suggesting"
-    capabilities = Capabilities()
-
-    def __init__(self) -> None:
-        self.asked: list[AskRequest] = []
 
     async def ask(self, request: AskRequest) -> AsyncIterator[Any]:
         self.asked.append(request)
@@ -29,43 +25,23 @@ class SuggestingBackend:
                                                "Which products drove it?", "A fourth one")))
         yield Finished(Outcome.DONE)
 
-    async def stop(self, session_id: str | None, run_id: str | None) -> None:
-        return None
 
-    def resume(self, session_id: str, run_id: str) -> AsyncIterator[Any]:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        return None
-
-
-async def test_suggested_follow_ups_are_buttons_that_ask_in_the_thread(tmp_path, fake_slack) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
+async def test_suggested_follow_ups_are_buttons_that_ask_in_the_thread(start_bot) -> None:
     backend = SuggestingBackend()
-    service = Service(fast_settings(tmp_path, fake_slack.base_url, BACKEND="wren",
-                                    WREN_BASE_URL="http://unused", WREN_API_KEY="k"), backend=backend)
-    client = TestClient(TestServer(service.web_app()))
-    await client.start_server()
-    finished = FinishedRuns()
-    service.relay.on_finish.append(finished)
-    bot = SlackBot(client=client, slack=fake_slack, service=service, finished=finished)
-    try:
-        event = await bot.mention("revenue last quarter")
-        await bot.wait_finished(event["ts"])
-        reply = bot.bot_replies(event["ts"])[0]
-        buttons = [el for b in reply.blocks if b["type"] == "actions" for el in b["elements"]]
-        assert [b["text"]["text"] for b in buttons] == ["Break it down by month", "Compare with last year",
-                                                        "Which products drove it?"]
-        await bot.action(buttons[0]["action_id"], buttons[0]["value"], user=OTHER,
-                         message_ts=reply.ts, thread_ts=event["ts"])
-        await bot.wait_finished(event["ts"], count=2)
-        assert backend.asked[-1].question == "Break it down by month"
-        assert backend.asked[-1].session_id == "conv-1"  # same conversation
-        runs = await service.repo.list_runs("slack", "T1", channel=CHANNEL)
-        assert runs[0].asker == OTHER and runs[0].thread == event["ts"]
-    finally:
-        await client.close()
+    bot = await start_bot(backend=backend)
+    event = await bot.mention("revenue last quarter")
+    await bot.wait_finished(event["ts"])
+    reply = bot.bot_replies(event["ts"])[0]
+    buttons = [el for b in reply.blocks if b["type"] == "actions" for el in b["elements"]]
+    assert [b["text"]["text"] for b in buttons] == ["Break it down by month", "Compare with last year",
+                                                    "Which products drove it?"]
+    await bot.action(buttons[0]["action_id"], buttons[0]["value"], user=OTHER,
+                     message_ts=reply.ts, thread_ts=event["ts"])
+    await bot.wait_finished(event["ts"], count=2)
+    assert backend.asked[-1].question == "Break it down by month"
+    assert backend.asked[-1].session_id == "conv-1"  # same conversation
+    runs = await bot.service.repo.list_runs("slack", "T1", channel=CHANNEL)
+    assert runs[0].asker == OTHER and runs[0].thread == event["ts"]
 
 
 async def test_workspace_admin_may_stop_someone_elses_analysis(wren_bot: SlackBot, fake_wren: FakeWren) -> None:

@@ -31,7 +31,10 @@ async def test_streamed_answer_with_table_preview_code_and_image(start_bot, fake
     reply = bot.bot_replies(event["ts"])[0]
     text = blocks_text(reply.blocks)
     assert "New York" in text
-    assert "Showing" in text and "rows" in text  # the OntologyBlock preview table
+    # the OntologyBlock preview table, as a native table with its numbers formatted
+    [table] = [b for b in reply.blocks if b["type"] == "data_table"]
+    assert {"type": "raw_number", "value": 9997773, "text": "9,997,773"} in table["rows"][1]
+    assert "1 row" in text
     assert "SELECT" in text.upper()
     assert bot.slack.edits(CHANNEL, reply.ts)  # progressive edits
     images = [f for f in bot.slack.files.values() if f.data and f.data[:4] == b"\x89PNG"]

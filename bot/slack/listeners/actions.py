@@ -1,11 +1,13 @@
-"""Block actions: the Stop button, feedback, suggested follow-ups and history paging."""
+"""Block actions: the Stop button, feedback, suggested follow-ups, "View SQL", history paging."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.relay import Question, ThreadRef
@@ -13,7 +15,12 @@ from bot.slack.deps import PLATFORM, SlackDeps
 from bot.slack.history import HISTORY_MORE_ACTION
 from bot.slack.listeners.commands import respond_history
 from bot.slack.listeners.stopping import MESSAGES, stop_run, tell
-from bot.slack.render import FEEDBACK_ACTION, STOP_ACTION, SUGGESTION_ACTION
+from bot.slack.render import (
+    FEEDBACK_ACTION, STOP_ACTION, SUGGESTION_ACTION, VIEW_SQL_ACTION, sql_of,
+)
+from bot.slack.sql_modal import sql_modal
+
+log = logging.getLogger(__name__)
 
 
 def _channel_of(body: dict[str, Any]) -> str:
@@ -54,17 +61,40 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await respond_history(deps, client, respond, team=(body.get("team") or {}).get("id", ""),
                               channel=channel, user=body["user"]["id"], offset=int(offset or 0))
 
-    async def on_suggestion(ack: AsyncAck, body: dict[str, Any]) -> None:
-        """A suggested follow-up asks that question in the same thread, as the clicking user."""
+    async def on_suggestion(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A suggested follow-up asks that question in the same thread, as the clicking user;
+        the thread says who asked what, so it stays readable."""
         await ack()
         thread = _thread_of(body) or (body.get("container") or {}).get("message_ts")
         question = body["actions"][0].get("value", "").strip()
         if not (thread and question):
             return
+        user = body["user"]["id"]
         ref = ThreadRef(PLATFORM, (body.get("team") or {}).get("id", ""), _channel_of(body), thread)
-        await deps.relay.ask(Question(ref=ref, text=question, asker=body["user"]["id"]))
+        try:
+            await client.chat_postMessage(channel=ref.channel, thread_ts=thread,
+                                          text=f"<@{user}> asked: {question}")
+        except SlackApiError as exc:
+            log.info("could not say who asked the follow-up: %s", exc.response.get("error"))
+        await deps.relay.ask(Question(ref=ref, text=question, asker=user,
+                                      language_lookup=deps.locales.lookup(client, ref.workspace, user)))
+
+    async def on_view_sql(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """"View SQL": the whole query of an answer in a modal (read from the stored answer)."""
+        await ack()
+        run_id, _, part_id = body["actions"][0].get("value", "").partition(":")
+        run = await deps.repo.get_run(run_id) if run_id else None
+        found = sql_of(run.answer or {}, part_id) if run is not None else None
+        user = body["user"]["id"]
+        if found is None:
+            await tell(client, _channel_of(body), user, "I could not find that SQL any more.",
+                       _thread_of(body))
+            return
+        title, sql = found
+        await client.views_open(trigger_id=body["trigger_id"], view=sql_modal(title, sql))
 
     app.action(STOP_ACTION)(on_stop)
     app.action(re.compile(f"^{SUGGESTION_ACTION}:\\d+$"))(on_suggestion)
     app.action(FEEDBACK_ACTION)(on_feedback)
     app.action(HISTORY_MORE_ACTION)(on_history_more)
+    app.action(VIEW_SQL_ACTION)(on_view_sql)

@@ -77,7 +77,9 @@ async def _handle_message(deps: SlackDeps, event: dict[str, Any], context: Async
     ref = ThreadRef(PLATFORM, context.team_id or event.get("team") or "", channel, thread)
     text = strip_mentions(event.get("text", ""))
     if text and not is_stop(text):  # a question: its claim is stored together with the run
-        if await deps.relay.ask(Question(ref=ref, text=text, asker=user, event_key=key)) is None:
+        question = Question(ref=ref, text=text, asker=user, event_key=key,
+                            language_lookup=deps.locales.lookup(client, ref.workspace, user))
+        if await deps.relay.ask(question) is None:
             deps.metrics.duplicates.labels(PLATFORM).inc()
         return
     if not await deps.repo.claim_event(key):

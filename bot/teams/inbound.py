@@ -46,6 +46,7 @@ class Inbound:
     action: dict[str, Any] | None  # the data of an Adaptive Card Action.Submit
     conversation_type: str
     event_key: str | None
+    locale: str | None = None  # the sender's Teams language (BCP 47, "pt-BR"), when Teams says
 
 
 def tenant_of(activity: Activity) -> str:
@@ -95,6 +96,18 @@ def event_key(activity: Activity) -> str | None:
     return f"teams:activity:{digest}:{activity.id}"[:255]
 
 
+def locale_of(activity: Activity) -> str | None:
+    """The sender's language: ``activity.locale``, else the ``clientInfo`` entity's."""
+    if activity.locale and activity.locale.strip():
+        return activity.locale.strip()
+    for entity in activity.entities or []:
+        if getattr(entity, "type", None) == "clientInfo":
+            locale = (entity.model_extra or {}).get("locale") if entity.model_extra else None
+            if isinstance(locale, str) and locale.strip():
+                return locale.strip()
+    return None
+
+
 def parse_message(activity: Activity) -> Inbound:
     user_id, user_name = user_of(activity)
     text = clean_text(activity)
@@ -103,4 +116,4 @@ def parse_message(activity: Activity) -> Inbound:
     return Inbound(ref=thread_ref(activity), user_id=user_id, user_name=user_name, text=text,
                    command=None if action else command_of(text), action=action,
                    conversation_type=(activity.conversation.conversation_type or "personal"),
-                   event_key=event_key(activity))
+                   event_key=event_key(activity), locale=locale_of(activity))

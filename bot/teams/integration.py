@@ -31,8 +31,9 @@ from bot.teams.agent import TeamsAgent
 from bot.teams.auth import auth_configuration, authorize, connection_manager, outbound_identity
 from bot.teams.cards import text_activity
 from bot.teams.connector import TeamsConnector
+from bot.teams.files import CsvOffers
 from bot.teams.limits import teams_scheduler
-from bot.teams.memory import NameBook, TargetBook
+from bot.teams.memory import AnswerPages, NameBook, TargetBook
 from bot.teams.replies import Replies
 from bot.teams.sink import TeamsSinkFactory
 from bot.teams.target import ReplyTarget
@@ -55,15 +56,21 @@ class TeamsIntegration:
             max_retries=settings.TEAMS_MAX_RETRIES, backoff=settings.TEAMS_RETRY_BACKOFF)
         self.targets = TargetBook()
         self.names = NameBook()
+        self.pages = AnswerPages()  # every message of an answer → its run (feedback votes)
+        self.files = CsvOffers()  # CSVs of cut results offered in personal chats
         self.replies = Replies(self.connector)
         self.agent = TeamsAgent(relay=relay, repo=repo, metrics=metrics, replies=self.replies,
                                 targets=self.targets, names=self.names,
-                                tenant=settings.TEAMS_TENANT_ID or None)
+                                tenant=settings.TEAMS_TENANT_ID or None, pages=self.pages,
+                                files=self.files,
+                                https_uploads_only=not settings.TEAMS_ALLOW_ANONYMOUS)
         timing = Timing(progress_interval=settings.TEAMS_UPDATE_INTERVAL,
                         final_edit_wait=settings.FINAL_EDIT_WAIT)
         self._factory = TeamsSinkFactory(self.connector, timing=timing, names=self.names,
                                          targets=self.targets.lookup,
-                                         restored=self._restored_target)
+                                         restored=self._restored_target,
+                                         intros=self.targets.intro, pages=self.pages,
+                                         files=self.files)
         if settings.TEAMS_ALLOW_ANONYMOUS:
             log.warning("TEAMS_ALLOW_ANONYMOUS is on: Teams activities without a token are accepted "
                         "and replies go unauthenticated to the serviceUrl they name. Use this only "

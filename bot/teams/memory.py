@@ -1,9 +1,16 @@
-"""What the Teams side remembers in memory: how to reach a thread, and users' display names.
+"""What the Teams side remembers in memory: how to reach a thread, users' display names, and
+which run each answer message belongs to.
 
 The relay asks the sink factory for a sink by thread only (``for_question(ref, asker)``), but a
 Teams reply needs the conversation reference of the activity being answered. The handler puts
 that reference in a context variable around ``relay.ask`` — race-free when two questions reach
-the same thread at once — and the latest reference per thread is also kept as a fallback.
+the same thread at once — and the latest reference per thread is also kept as a fallback. A
+question asked by clicking a suggestion also carries its intro ("Ada asked: …") that way.
+
+A feedback vote names only the message it is on. The run stores where its answer starts
+(``reply_ts``); an answer packed into several messages has more, and :class:`AnswerPages`
+remembers them all, so a vote on any message of an answer counts for its run. (In memory: after
+a restart, or on another replica, only the first message is found — see the integration notes.)
 
 Display names make "Stopped by Ada" readable; Teams sends the name on every activity, and an
 unknown name (after a restart) just leaves it out. Both maps are bounded LRUs.
@@ -17,12 +24,12 @@ from contextlib import contextmanager
 from typing import Generic, Iterator, TypeVar
 
 from bot.relay.thread import ThreadRef
-from bot.teams.target import ReplyTarget
+from bot.teams.target import ReplyTarget, base_conversation_id
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-_current: contextvars.ContextVar[tuple[str, ReplyTarget] | None] = contextvars.ContextVar(
+_current: contextvars.ContextVar[tuple[str, ReplyTarget, str] | None] = contextvars.ContextVar(
     "teams_reply_target", default=None)
 
 
@@ -49,10 +56,11 @@ class TargetBook:
         self._latest: _Lru[str, ReplyTarget] = _Lru(limit)
 
     @contextmanager
-    def answering(self, ref: ThreadRef, target: ReplyTarget) -> Iterator[None]:
-        """Within this block, sinks created for ``ref`` reply through ``target``."""
+    def answering(self, ref: ThreadRef, target: ReplyTarget, *, intro: str = "") -> Iterator[None]:
+        """Within this block, sinks created for ``ref`` reply through ``target`` (and open their
+        reply with ``intro``)."""
         self._latest.put(ref.key, target)
-        token = _current.set((ref.key, target))
+        token = _current.set((ref.key, target, intro))
         try:
             yield
         finally:
@@ -63,6 +71,10 @@ class TargetBook:
         if current is not None and current[0] == ref.key:
             return current[1]
         return self._latest.get(ref.key)
+
+    def intro(self, ref: ThreadRef) -> str:
+        current = _current.get()
+        return current[2] if current is not None and current[0] == ref.key else ""
 
 
 class NameBook:
@@ -75,3 +87,16 @@ class NameBook:
 
     def __call__(self, user_id: str) -> str:
         return self._names.get(user_id) or ""
+
+
+class AnswerPages:
+    """Message id → run id for every message of a final answer (bounded LRU)."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._runs: _Lru[tuple[str, str], str] = _Lru(limit)
+
+    def remember(self, conversation_id: str, message_id: str, run_id: str) -> None:
+        self._runs.put((base_conversation_id(conversation_id), message_id), run_id)
+
+    def run_of(self, conversation_id: str, message_id: str) -> str | None:
+        return self._runs.get((base_conversation_id(conversation_id), message_id))

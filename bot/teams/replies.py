@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Coroutine
 
 from microsoft_agents.activity import Activity
 
@@ -26,15 +27,28 @@ class Replies:
         self._close_timeout = close_timeout
 
     def send(self, target: ReplyTarget, activity: Activity) -> None:
-        task = asyncio.create_task(self._send(target, activity), name="teams-reply")
+        self.run(self.deliver(target, activity), name="teams-reply")
+
+    def delete(self, target: ReplyTarget, activity_id: str) -> None:
+        self.run(self.deliver_delete(target, activity_id), name="teams-delete")
+
+    def run(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run ``work`` after the request returned (kept referenced, awaited at shutdown)."""
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, target: ReplyTarget, activity: Activity) -> None:
+    async def deliver(self, target: ReplyTarget, activity: Activity) -> None:
         try:
             await self._connector.post(target, activity)
         except Exception:
             log.warning("a Teams reply could not be delivered", exc_info=True)
+
+    async def deliver_delete(self, target: ReplyTarget, activity_id: str) -> None:
+        try:
+            await self._connector.delete(target, activity_id)
+        except Exception:
+            log.info("a Teams message could not be deleted", exc_info=True)
 
     async def close(self) -> None:
         if not self._tasks:

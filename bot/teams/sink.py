@@ -9,6 +9,12 @@ the connector, with the lifecycle's priorities.
 
 What the relay stores as the reply's "channel" is the conversation's ``serviceUrl``: with the
 thread id (the conversation id) it is all that is needed to update the reply after a restart.
+
+Around the cards: messages with the agent's work are marked AI generated, an answered run's
+messages carry Teams' feedback controls, and every message of a final answer is remembered
+(:class:`~bot.teams.memory.AnswerPages`) so a vote on any of them finds the run. A result table
+that was cut is offered as a CSV file below the answer in personal chats
+(:mod:`bot.teams.files`); elsewhere its note says why it cannot be attached.
 """
 
 from __future__ import annotations
@@ -19,19 +25,23 @@ from typing import Callable
 
 from microsoft_agents.activity import Activity
 
-from adapters.answer import Answer, ChartPart
+from adapters.answer import Answer, ChartPart, TablePart
 from bot.delivery.errors import DeliveryError, Gone, Refused, Rejected, Unavailable
 from bot.delivery.priority import Priority
 from bot.delivery.reply import ReplyLifecycle, Timing
 from bot.delivery.scheduler import Scope
+from bot.delivery.tabular import SHOWN_ROWS, to_csv
 from bot.delivery.tasks import BackgroundTasks
 from bot.relay.thread import ThreadRef
 from bot.teams.cards import (
-    card_activity, chart_card, plain_messages, render_final, render_progress, summary_text,
-    text_activity,
+    Files, card_activity, chart_card, has_ai_content, mark_ai_generated, plain_activities,
+    render_final, render_progress, summary_text, text_activity, wants_feedback, with_feedback,
 )
 from bot.teams.connector import ConnectorError, TeamsConnector
+from bot.teams.files import MAX_FILE, CsvOffers, consent_activity, is_personal
 from bot.teams.images import data_uri, fit_png
+from bot.teams.memory import AnswerPages
+from bot.teams.tables import MAX_COLUMNS
 from bot.teams.target import ReplyTarget
 from bot.teams.texts import ANSWER_BELOW
 
@@ -48,7 +58,8 @@ class TeamsReplySink(ReplyLifecycle[Activity]):
 
     def __init__(self, connector: TeamsConnector, target: ReplyTarget | None, ref: ThreadRef, *,
                  tasks: BackgroundTasks, timing: Timing, names: Names,
-                 reply_id: str | None = None, run_id: str = "") -> None:
+                 reply_id: str | None = None, run_id: str = "", intro: str = "",
+                 pages: AnswerPages | None = None, files: CsvOffers | None = None) -> None:
         key = target.budget_key if target is not None else ref.thread
         super().__init__(scheduler=connector.scheduler, scope=Scope(key), tasks=tasks,
                          timing=timing, reply_id=reply_id, run_id=run_id)
@@ -56,32 +67,99 @@ class TeamsReplySink(ReplyLifecycle[Activity]):
         self.target = target
         self.ref = ref
         self.names = names
+        self.intro = intro  # "Ada asked: …" when the question came from a click
+        self.pages = pages
+        self.files = files
+        self._finals: set[int] = set()  # id() of the final answer's messages (every rendering)
+        self._csv: dict[str, tuple[TablePart, bytes]] = {}  # cut tables to offer, by part id
 
     @property
     def channel(self) -> str:
         return self.target.service_url if self.target is not None else ""
 
+    @property
+    def personal(self) -> bool:
+        if self.target is None:
+            return is_personal(None, self.ref.thread)
+        return is_personal(self.target.conversation.conversation_type, self.target.conversation_id)
+
     # -- renderings ----------------------------------------------------------------------
     def _progress_message(self, answer: Answer) -> Activity:
-        return card_activity(render_progress(answer, self.run_id), summary_text(answer))
+        activity = card_activity(render_progress(answer, self.run_id, intro=self.intro),
+                                 summary_text(answer))
+        return mark_ai_generated(activity) if has_ai_content(answer) else activity
+
+    def _notice(self, text: str) -> Activity:
+        return text_activity(text)
 
     async def _final_variants(self, answer: Answer) -> list[list[Activity]]:
         summary = summary_text(answer)
         images = await self._images(answer.charts)
-        variants = [[card_activity(c, summary)
-                     for c in render_final(answer, self.run_id, images, self.names)]]
+        files = await self._table_files(answer)
+        kw = {"intro": self.intro, "files": files}
+        variants = [[self._final(card_activity(c, summary), answer)
+                     for c in render_final(answer, self.run_id, images, self.names, **kw)]]
         if images and any(images.values()):
-            variants.append([card_activity(c, summary) for c in
+            variants.append([self._final(card_activity(c, summary), answer) for c in
                              render_final(answer, self.run_id, {}, self.names,
-                                          budget=SMALLER_CARDS)])
-        variants.append([text_activity(t) for t in plain_messages(answer, self.run_id, self.names)])
+                                          budget=SMALLER_CARDS, **kw)])
+        plain = plain_activities(answer, self.run_id, self.names, intro=self.intro, files=files)
+        variants.append([self._final(a, answer, marked=True) for a in plain])
         return variants
+
+    def _final(self, activity: Activity, answer: Answer, *, marked: bool = False) -> Activity:
+        """A message of the final answer: AI label, feedback controls, remembered when sent."""
+        if not marked:
+            if has_ai_content(answer):
+                mark_ai_generated(activity)
+            if wants_feedback(answer):
+                with_feedback(activity)
+        self._finals.add(id(activity))
+        return activity
+
+    async def _table_files(self, answer: Answer) -> dict[str, str]:
+        """Per cut table: offered as a CSV below the answer (personal chats), or not possible
+        here. The CSV is made now (off the event loop) so the card can say which."""
+        self._csv = {}
+        rules: dict[str, str] = {}
+        for part in answer.parts:
+            if not isinstance(part, TablePart):
+                continue
+            if len(part.rows) <= SHOWN_ROWS and len(part.columns) <= MAX_COLUMNS:
+                continue
+            if not self.personal:
+                rules[part.id] = Files.NOT_HERE
+                continue
+            if self.files is None:
+                continue
+            data = await asyncio.to_thread(to_csv, part)
+            if len(data) > MAX_FILE:
+                rules[part.id] = Files.TOO_LARGE
+                continue
+            self._csv[part.id] = (part, data)
+            rules[part.id] = Files.OFFER
+        return rules
+
+    async def _deliver_extras(self, answer: Answer) -> None:
+        """The CSV of each cut table, offered below the answer (the user accepts or declines)."""
+        if self.files is None or self.target is None:
+            return
+        for index, (part, data) in enumerate(self._csv.values()):
+            file = self.files.offer(self.target.conversation_id, self.run_id, part, index, data=data)
+            if file is None:
+                continue
+            try:
+                await self._post_durably(consent_activity(file))
+            except Exception as exc:  # the answer is out; a lost offer must not count as a lost answer
+                log.warning("run %s: the CSV offer could not be posted: %s", self.run_id, exc)
+                self.files.drop(file.token)
+        self._csv = {}
 
     async def _deliver_charts(self, charts: list[ChartPart]) -> None:
         images = await self._images(charts)
         for chart in charts:
-            await self._post_durably(card_activity(chart_card(chart, images.get(chart.id)),
-                                                   chart.title or "Chart"))
+            activity = card_activity(chart_card(chart, images.get(chart.id)), chart.title or "Chart")
+            await self._post_durably(mark_ai_generated(activity))
 
     async def _images(self, charts: list[ChartPart]) -> dict[str, str | None]:
         """Chart PNGs shrunk to Teams' limits as data URIs (Pillow runs off the event loop)."""
@@ -103,9 +181,11 @@ class TeamsReplySink(ReplyLifecycle[Activity]):
                     grant: float | None = None) -> str:
         target = self._require_target()
         try:
-            return await self.connector.post(target, message, priority=priority, grant=grant)
+            message_id = await self.connector.post(target, message, priority=priority, grant=grant)
         except ConnectorError as exc:
             raise _translate(exc) from exc
+        self._remember(message_id, message)
+        return message_id
 
     async def _edit(self, message_id: str, message: Activity, *, priority: Priority,
                     wait: float | None = None, retries: int = 3, grant: float | None = None) -> None:
@@ -115,6 +195,12 @@ class TeamsReplySink(ReplyLifecycle[Activity]):
                                         retries=retries, grant=grant)
         except ConnectorError as exc:
             raise _translate(exc) from exc
+        self._remember(message_id, message)
+
+    def _remember(self, message_id: str, message: Activity) -> None:
+        """A message of the final answer: a feedback vote on it counts for this run."""
+        if self.pages is not None and message_id and id(message) in self._finals:
+            self.pages.remember(self._require_target().conversation_id, message_id, self.run_id)
 
     async def _retire(self, message_id: str) -> None:
         target = self._require_target()
@@ -137,23 +223,29 @@ class TeamsSinkFactory:
 
     def __init__(self, connector: TeamsConnector, *, timing: Timing, names: Names,
                  targets: Callable[[ThreadRef], ReplyTarget | None],
-                 restored: Callable[[ThreadRef, str], ReplyTarget]) -> None:
+                 restored: Callable[[ThreadRef, str], ReplyTarget],
+                 intros: Callable[[ThreadRef], str] = lambda ref: "",
+                 pages: AnswerPages | None = None, files: CsvOffers | None = None) -> None:
         self.connector = connector
         self.timing = timing
         self.names = names
         self.tasks = BackgroundTasks()
+        self.pages = pages
+        self.files = files
         self._targets = targets
         self._restored = restored
+        self._intros = intros
 
     def for_question(self, ref: ThreadRef, asker: str) -> TeamsReplySink:
         return TeamsReplySink(self.connector, self._targets(ref), ref, tasks=self.tasks,
-                              timing=self.timing, names=self.names)
+                              timing=self.timing, names=self.names, intro=self._intros(ref),
+                              pages=self.pages, files=self.files)
 
     def for_existing_reply(self, ref: ThreadRef, asker: str, reply_channel: str, reply_id: str,
                            run_id: str) -> TeamsReplySink:
         return TeamsReplySink(self.connector, self._restored(ref, reply_channel), ref,
                               tasks=self.tasks, timing=self.timing, names=self.names,
-                              reply_id=reply_id, run_id=run_id)
+                              reply_id=reply_id, run_id=run_id, pages=self.pages, files=self.files)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()

@@ -12,6 +12,12 @@ Honest to teams.md §2.5/§4 and the rate-limit page:
   256 KB payload ceiling is refused with 413 ``MessageSizeTooBig``;
 * a message with both ``text`` and attachments is split by Teams and answers without an id;
 * scripted failures: ``fail_next("PUT", 429, retry_after=…)`` and the like;
+* what Teams refuses about AI messages (``agents-in-teams/integrate-ai``): 400 for more than one
+  root ``Message`` entity, more than 20 citations, a citation without a name, and
+  ``channelData`` with both ``feedbackLoop`` and ``feedbackLoopEnabled``;
+* a OneDrive upload session for the file consent flow: ``upload_url(name)`` is what Teams would
+  put in ``uploadInfo.uploadUrl``; ``PUT`` there with a ``Content-Range`` for the whole body
+  stores the file in ``uploads`` (``fail_uploads`` makes the next ones answer 500);
 * Teams' per-conversation rate limits (7 sends per second, 8 per 2 s, 60 per 30 s, 1,800 per
   hour; posts, updates and deletes alike) answered with 429 ``TooManyRequests`` and a
   ``Retry-After``; ``time_scale`` runs that clock faster for tests (0.1: 60 per 3 s).
@@ -114,6 +120,8 @@ class FakeConnector:
         self._sent: dict[str, deque[float]] = {}
         self.calls: list[ConnectorCall] = []
         self.messages: dict[str, TeamsMessage] = {}
+        self.uploads: dict[str, bytes] = {}  # OneDrive: file name → bytes
+        self.fail_uploads = 0
         self._failures: deque[_Failure] = deque()
         self._next_id = 1_800_000_000_000
         self._cond = asyncio.Condition()
@@ -155,6 +163,10 @@ class FakeConnector:
                                            code or default_code, message or default_code,
                                            matching))
 
+    def upload_url(self, name: str) -> str:
+        """Where Teams' ``uploadInfo.uploadUrl`` would point for ``name`` (an upload session)."""
+        return f"{self.service_url}upload/{name}"
+
     # -- reading --------------------------------------------------------------------------
     def in_conversation(self, conversation_id: str) -> list[TeamsMessage]:
         return [m for m in self.messages.values() if m.conversation_id == conversation_id]
@@ -175,6 +187,8 @@ class FakeConnector:
     # -- HTTP -----------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
+        if path.startswith(self.prefix + "upload/"):
+            return await self._upload(request, path[len(self.prefix + "upload/"):])
         try:
             body = await request.json() if request.can_read_body else None
         except (ValueError, UnicodeDecodeError):
@@ -222,6 +236,9 @@ class FakeConnector:
         too_big = self._too_big(call.body, raw)
         if too_big:
             return _error(413, "MessageSizeTooBig", too_big)
+        refused = _ai_metadata_problem(call.body)
+        if refused:
+            return _error(400, "BadArgument", refused)
         if call.method == "POST":
             return self._post(call)
         if call.method == "PUT":
@@ -272,6 +289,27 @@ class FakeConnector:
         sent.append(now)
         return None
 
+    async def _upload(self, request: web.Request, name: str) -> web.Response:
+        data = await request.read()
+        call = ConnectorCall(request.method, request.path, "", None, None, CIMultiDict(request.headers))
+        self.calls.append(call)
+        expected = f"bytes 0-{len(data) - 1}/{len(data)}"
+        if request.method != "PUT":
+            response = _error(405, "MethodNotAllowed", "upload with PUT")
+        elif self.fail_uploads > 0:
+            self.fail_uploads -= 1
+            response = _error(500, "generalException", "upload failed")
+        elif request.headers.get("Content-Range") != expected:
+            response = _error(400, "invalidRange", f"Content-Range must be {expected!r}")
+        else:
+            self.uploads[name] = data
+            response = web.json_response({"id": f"drive-item-{name}", "name": name, "size": len(data)},
+                                         status=201)
+        call.status = response.status
+        async with self._cond:
+            self._cond.notify_all()
+        return response
+
     def _new_id(self) -> str:
         self._next_id += 1
         return str(self._next_id)
@@ -289,3 +327,26 @@ def _without_images(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_images(v) for v in node]
     return node
+
+
+def _ai_metadata_problem(body: dict[str, Any]) -> str:
+    """What Teams answers 400 for in a message's AI label, citations and feedback settings."""
+    roots = [e for e in body.get("entities") or []
+             if isinstance(e, dict) and e.get("@type") == "Message"]
+    if len(roots) > 1:
+        return "Multiple root message entities found under entities array"
+    for root in roots:
+        citations = root.get("citation") or []
+        if len(citations) > 20:
+            return "Bot message with more than 20 citations"
+        for citation in citations:
+            appearance = citation.get("appearance") or {}
+            if not appearance.get("name") or citation.get("@type") != "Claim":
+                return "The appearance object is empty"
+            if len(appearance["name"]) > 80 or len(appearance.get("abstract") or "") > 160:
+                return f"Error while parsing citation entity with ID: {citation.get('position')}"
+    channel_data = body.get("channelData") or {}
+    if isinstance(channel_data, dict) and "feedbackLoop" in channel_data \
+            and "feedbackLoopEnabled" in channel_data:
+        return "feedbackLoop and feedbackLoopEnabled must not both be set"
+    return ""

@@ -53,6 +53,12 @@ def test_bot_scopes_and_commands(manifest: dict[str, Any]) -> None:
     assert covered == {"personal", "team", "groupChat"}
 
 
+def test_the_bot_may_send_files_for_the_csv_of_a_cut_result(manifest: dict[str, Any]) -> None:
+    """Without ``supportsFiles`` Teams does not run the file consent flow (bots-filesv4)."""
+    [bot] = manifest["bots"]
+    assert bot["supportsFiles"] is True
+
+
 def test_icons_have_the_sizes_teams_requires(manifest: dict[str, Any]) -> None:
     with Image.open(TEAMS / manifest["icons"]["color"]) as color:
         assert color.format == "PNG" and color.size == (192, 192)

@@ -10,6 +10,7 @@ connector received. Runs are awaited through the relay's ``on_finish`` callbacks
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
@@ -72,8 +73,9 @@ class TeamsBot:
 
     def activity(self, text: str, conversation_id: str, conversation_type: str, *,
                  user: Person = ADA, mention: bool = False, value: dict[str, Any] | None = None,
-                 reply_to_id: str | None = None, activity_id: str | None = None) -> dict[str, Any]:
-        entities: list[dict[str, Any]] = [{"type": "clientInfo", "locale": "en-US", "country": "US",
+                 reply_to_id: str | None = None, activity_id: str | None = None,
+                 locale: str = "en-US") -> dict[str, Any]:
+        entities: list[dict[str, Any]] = [{"type": "clientInfo", "locale": locale, "country": "US",
                                            "platform": "Web", "timezone": "Europe/London"}]
         if mention:
             text = f"<at>{BOT['name']}</at> {text}"
@@ -88,7 +90,7 @@ class TeamsBot:
         activity: dict[str, Any] = {
             "type": "message", "id": activity_id or self.next_id(), "channelId": "msteams",
             "serviceUrl": self.connector.service_url, "timestamp": "2026-09-01T10:00:00.000Z",
-            "text": text, "textFormat": "plain", "locale": "en-US",
+            "text": text, "textFormat": "plain", "locale": locale,
             "from": user.account(), "recipient": BOT, "conversation": conversation,
             "channelData": channel_data, "entities": entities,
         }
@@ -127,12 +129,30 @@ class TeamsBot:
     async def press(self, message: TeamsMessage, data: dict[str, Any], *,
                     user: Person = ADA) -> dict[str, Any]:
         """An Action.Submit on ``message``: a message activity with ``value`` and no text."""
-        conversation_type = "personal" if message.conversation_id == PERSONAL else (
-            "channel" if message.conversation_id.startswith(CHANNEL) else "groupChat")
-        activity = self.activity("", message.conversation_id, conversation_type, user=user,
-                                 value=data, reply_to_id=message.id)
+        activity = self.activity("", message.conversation_id, kind_of(message.conversation_id),
+                                 user=user, value=data, reply_to_id=message.id)
         await self.send(activity)
         return activity
+
+    async def invoke(self, name: str, value: dict[str, Any], message: TeamsMessage, *,
+                     user: Person = ADA, expect: int = 200) -> tuple[dict[str, Any], bytes]:
+        """An invoke about ``message`` (Teams sets ``replyToId`` to it), as the Bot Connector
+        sends it; returns the activity and the raw body of the synchronous answer."""
+        activity = self.activity("", message.conversation_id, kind_of(message.conversation_id),
+                                 user=user, value=value, reply_to_id=message.id)
+        activity.update(type="invoke", name=name)
+        activity.pop("text", None)
+        activity.pop("textFormat", None)
+        resp = await self.send(activity, expect=expect)
+        return activity, await resp.read()
+
+    async def vote(self, message: TeamsMessage, reaction: str, *, user: Person = ADA,
+                   text: str = "", expect: int = 200) -> bytes:
+        """A 👍/👎 from Teams' feedback controls on ``message`` (``message/submitAction``)."""
+        value = {"actionName": "feedback",
+                 "actionValue": {"reaction": reaction, "feedback": json.dumps({"feedbackText": text})}}
+        _, body = await self.invoke("message/submitAction", value, message, user=user, expect=expect)
+        return body
 
     # -- reading what Teams got -----------------------------------------------------------
     def replies(self, conversation_id: str) -> list[TeamsMessage]:
@@ -189,6 +209,13 @@ async def teams_bot(start_teams: StartTeams, backend: BackendHarness) -> TeamsBo
     return await start_teams(backend)
 
 
+def kind_of(conversation_id: str) -> str:
+    """The conversationType Teams would send for one of the harness's conversations."""
+    if conversation_id.startswith("a:"):
+        return "personal"
+    return "channel" if conversation_id.startswith(CHANNEL) else "groupChat"
+
+
 # -- card helpers ---------------------------------------------------------------------------
 def walk(node: Any) -> list[dict[str, Any]]:
     """Every dict inside a card, depth first."""
@@ -219,3 +246,11 @@ def card_text(card: dict[str, Any] | None) -> str:
 
 def actions_of(card: dict[str, Any] | None, kind: str) -> list[dict[str, Any]]:
     return [n for n in walk(card or {}) if n.get("type") == kind]
+
+
+def stop_buttons(card: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [a for a in actions_of(card, "Action.Submit") if (a.get("data") or {}).get("action") == "stop"]
+
+
+def suggestion_buttons(card: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [a for a in actions_of(card, "Action.Submit") if (a.get("data") or {}).get("action") == "ask"]

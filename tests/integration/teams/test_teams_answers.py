@@ -6,7 +6,8 @@ import asyncio
 import base64
 
 from tests.integration.teams.conftest import (
-    ADA, BOB, BOT, CHANNEL, GROUP, PERSONAL, TENANT, TeamsBot, actions_of, card_text, walk,
+    ADA, BOB, BOT, CHANNEL, GROUP, PERSONAL, TENANT, TeamsBot, actions_of, card_text, stop_buttons,
+    walk,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -22,9 +23,9 @@ async def test_personal_question_gets_placeholder_updates_and_final_card_with_ch
     [reply] = await teams_bot.wait_replies(PERSONAL, predicate=lambda found: found[0].edits >= 1)
     placeholder = reply.versions[0]["attachments"][0]["content"]
     assert "Working on it" in card_text(placeholder)
-    [stop] = actions_of(placeholder, "Action.Submit")
+    [stop] = stop_buttons(placeholder)
     assert stop["data"]["action"] == "stop" and stop["data"]["run_id"]
-    assert actions_of(reply.versions[-1]["attachments"][0]["content"], "Action.Submit")  # still running
+    assert stop_buttons(reply.versions[-1]["attachments"][0]["content"])  # still running
     release.set()
     [answer] = await teams_bot.wait_finished(PERSONAL)
     assert answer.outcome.value == "done"
@@ -33,7 +34,7 @@ async def test_personal_question_gets_placeholder_updates_and_final_card_with_ch
     card = reply.card
     text = card_text(card)
     assert backend.answer_marker in text and "\\n" not in text  # unescaped answer text
-    assert not actions_of(card, "Action.Submit")  # the Stop button is gone
+    assert not stop_buttons(card)  # the Stop button is gone
     toggle = actions_of(card, "Action.ToggleVisibility")[0]
     [sql_box] = [n for n in walk(card) if n.get("id") == toggle["targetElements"][0]]
     assert sql_box["isVisible"] is False and "SELECT" in card_text(sql_box)

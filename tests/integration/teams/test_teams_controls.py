@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.fakes.teams_connector import TeamsMessage
 from tests.integration.teams.conftest import (
-    ADA, BOB, CHANNEL, GROUP, PERSONAL, TENANT, TeamsBot, actions_of, card_text, walk,
+    ADA, BOB, CHANNEL, GROUP, PERSONAL, TENANT, TeamsBot, card_text, stop_buttons, walk,
 )
 
 
@@ -16,7 +16,7 @@ async def running(bot: TeamsBot, conversation: str, ask: Any) -> tuple[TeamsMess
     await ask
     await bot.backend.wait_asked()
     [placeholder] = await bot.wait_replies(conversation)
-    [stop] = actions_of(placeholder.card, "Action.Submit")
+    [stop] = stop_buttons(placeholder.card)
     return placeholder, stop["data"]
 
 
@@ -28,7 +28,7 @@ async def test_stop_button_stops_the_run_and_the_card_says_who(teams_bot: TeamsB
     [reply] = teams_bot.replies(PERSONAL)  # no extra message: the card itself says it
     text = card_text(reply.card)
     assert "Stopped by Ada Lovelace after" in text
-    assert not actions_of(reply.card, "Action.Submit")
+    assert not stop_buttons(reply.card)
     run = await teams_bot.service.repo.get_run(data["run_id"])
     assert run.status == "stopped" and run.stopped_by == ADA.aad
 

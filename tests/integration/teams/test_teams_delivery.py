@@ -10,7 +10,7 @@ import json
 from bot.teams.images import png_size
 from tests.integration.backends import BackendHarness
 from tests.integration.teams.conftest import (
-    PERSONAL, StartTeams, TeamsBot, actions_of, card_text,
+    PERSONAL, StartTeams, TeamsBot, actions_of, card_text, stop_buttons,
 )
 
 
@@ -147,7 +147,7 @@ async def test_a_redelivered_stop_press_stops_once(teams_bot: TeamsBot) -> None:
     await teams_bot.personal("slow question")
     await teams_bot.backend.wait_asked()
     [placeholder] = await teams_bot.wait_replies(PERSONAL)
-    [stop] = actions_of(placeholder.card, "Action.Submit")
+    [stop] = stop_buttons(placeholder.card)
     press = teams_bot.activity("", PERSONAL, "personal", value=stop["data"], reply_to_id=placeholder.id)
     await teams_bot.send(press)
     await teams_bot.send(press)  # the same activity again: ignored
@@ -175,7 +175,7 @@ async def test_after_a_restart_the_interrupted_reply_is_closed_in_place(
     text = card_text(placeholder.card)
     if not backend.resumable:
         assert "interrupted by a restart" in text  # closed visibly, not left "working"
-    assert not actions_of(placeholder.card, "Action.Submit")
+    assert not stop_buttons(placeholder.card)
     assert len(second.replies(PERSONAL)) == 1  # updated in place, via the stored serviceUrl
 
 

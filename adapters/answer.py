@@ -57,6 +57,9 @@ class StepPart:
     title: str
     state: StepState = StepState.RUNNING
     detail: str = ""
+    #: the kind of part this step makes (Wren's "Writing SQL" makes the SQL): a timeline shows
+    #: that part as this step's output instead of as a step of its own
+    produces: PartKind | None = None
     kind: PartKind = field(default=PartKind.STEP, init=False)
 
 

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     TEAMS_APP_PASSWORD: str | None = None
     TEAMS_TENANT_ID: str | None = None
     TEAMS_ALLOW_ANONYMOUS: bool = False
+    SLACK_STREAMING: bool = True  # chat.startStream/appendStream/stopStream where Slack allows it
 
     WREN_BASE_URL: str | None = None
     WREN_API_KEY: str | None = None
@@ -81,6 +82,8 @@ class Settings(BaseSettings):
     SLACK_POST_INTERVAL: float = 1.1  # seconds between posts in one channel (Slack: ~1/s)
     SLACK_STATUS_INTERVAL: float = 1.0  # seconds between status-line changes in one thread
     SLACK_STATUS_AFTER: float = 3.0  # show progress as a status line once edits are this sparse
+    SLACK_STREAM_MAX_AGE: float = 240.0  # stop a stream this old ourselves (Slack ends them ~300 s)
+    SLACK_STREAM_RESERVE: int = 4  # Tier 2 calls a minute kept for other streams' stopStream
     SLACK_INTAKE_WORKERS: int = 4  # events handed to Bolt at once after their ack
     FINAL_EDIT_WAIT: float = 1.0  # longest a final answer waits to replace its placeholder
     PROGRESS_SHARE: float = 0.67  # share of each budget progress edits may use (rest: finals)

@@ -12,7 +12,7 @@ import re
 from typing import Any, Iterator
 
 from adapters.answer import (
-    PartUpsert, SessionAssigned, SqlPart, StatusPart, StepPart, StepState, TextPart, Update,
+    PartKind, PartUpsert, SessionAssigned, SqlPart, StatusPart, StepPart, StepState, TextPart, Update,
 )
 from adapters.text import unescape_literal
 from adapters.wren.client import StreamEvent, WrenApiError
@@ -27,6 +27,9 @@ _STEPS: dict[str, tuple[str, str]] = {
     "sql_generation_correcting": ("correct", "Fixing the SQL"),
     "sql_execution_start": ("run", "Running the query"),
 }
+# step key -> the part it makes (shown as the step's output on a timeline)
+_PRODUCES: dict[str, PartKind] = {"generate": PartKind.SQL, "correct": PartKind.SQL,
+                                  "run": PartKind.TABLE, "summarize": PartKind.TEXT}
 _BLOCK_PART = {"summary_generation": "summary", "explanation": "explanation"}
 _TRAILING_ESCAPE = re.compile(r"(\\+)(u[0-9a-fA-F]{0,3})?$")
 _TRAILING_HIGH_SURROGATE = re.compile(r"(\\+)u[dD][89abAB][0-9a-fA-F]{2}$")
@@ -157,7 +160,8 @@ class StreamFolder:
         if self._step is not None and self._step[0] != key:
             yield from self._close(StepState.DONE)
         self._step = (key, title)
-        yield PartUpsert(StepPart(f"step:{key}", title, StepState.RUNNING, self._details.get(key, "")))
+        yield PartUpsert(StepPart(f"step:{key}", title, StepState.RUNNING, self._details.get(key, ""),
+                                  _PRODUCES.get(key)))
         yield PartUpsert(StatusPart("status", title + "…"))
 
     def _close(self, state: StepState) -> Iterator[Update]:
@@ -165,4 +169,5 @@ class StreamFolder:
             return
         key, title = self._step
         self._step = None
-        yield PartUpsert(StepPart(f"step:{key}", title, state, self._details.get(key, "")))
+        yield PartUpsert(StepPart(f"step:{key}", title, state, self._details.get(key, ""),
+                                  _PRODUCES.get(key)))

@@ -177,6 +177,17 @@ class Limiter:
         now = self._clock()
         return not self.waiting and self.free_at(now) <= now
 
+    def room(self) -> int:
+        """How many calls every window would still admit now (0 while a 429 holds the method or
+        callers queue): what a caller planning several calls of this method can count on."""
+        now = self._clock()
+        self._trim(now)
+        if self.waiting or self._held_until > now:
+            return 0
+        stamps = self._stamps
+        return max(0, min(w.limit - (len(stamps) - bisect.bisect_right(stamps, now - w.seconds))
+                          for w in self.windows))
+
     @property
     def waiting(self) -> int:
         return sum(1 for _, _, f in self._waiters if not f.done())

@@ -189,6 +189,11 @@ class ReplyLifecycle(abc.ABC, Generic[M]):
     async def _final_variants(self, answer: Answer) -> list[list[M]]:
         """Renderings of the final answer, richest first; each is one or more messages."""
 
+    async def _post_placeholder(self, answer: Answer, *, grant: float | None) -> str:
+        """Post the reply that shows progress (a platform may stream it natively instead)."""
+        return await self._post(self._progress_message(answer), priority=Priority.PLACEHOLDER,
+                                grant=grant)
+
     def _on_open(self, answer: Answer, *, waiting: bool) -> None:
         """The placeholder was queued; ``waiting``: it cannot be posted at once."""
 
@@ -223,8 +228,10 @@ class ReplyLifecycle(abc.ABC, Generic[M]):
             final = self._final_first
             if final is None:
                 await self._format_sql(self._latest or Answer())
-            message = final if final is not None else self._progress_message(self._latest or Answer())
-            self.reply_id = await self._post(message, priority=Priority.PLACEHOLDER, grant=grant)
+            if final is not None:
+                self.reply_id = await self._post(final, priority=Priority.PLACEHOLDER, grant=grant)
+            else:
+                self.reply_id = await self._post_placeholder(self._latest or Answer(), grant=grant)
             self._placed_final = final is not None
             self._coalescer.mark_sent()
         except asyncio.CancelledError:

@@ -58,4 +58,7 @@ def sink_factory(settings: Settings, client: ScheduledWebClient,
                     final_edit_wait=settings.FINAL_EDIT_WAIT)
     return SlackSinkFactory(client, scheduler=client.scheduler, timing=timing,
                             status_after=settings.SLACK_STATUS_AFTER,
-                            max_retries=settings.SLACK_MAX_RETRIES, first_sign=first_sign)
+                            max_retries=settings.SLACK_MAX_RETRIES, first_sign=first_sign,
+                            streaming=settings.SLACK_STREAMING,
+                            stream_max_age=settings.SLACK_STREAM_MAX_AGE,
+                            stream_reserve=settings.SLACK_STREAM_RESERVE)

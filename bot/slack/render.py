@@ -22,18 +22,20 @@ from typing import Any
 
 from adapters.answer import (
     Answer, ChartPart, CodePart, ErrorPart, KnowledgePart, MetricPart, Outcome, PartKind,
-    SqlPart, StepPart, StepState, SuggestionsPart, TablePart, TextPart,
+    SqlPart, StepPart, SuggestionsPart, TablePart, TextPart,
 )
 from bot.delivery.mdtables import MarkdownTable, split_tables
 from bot.delivery.sqlformat import readable_sql
 from bot.delivery.tables import monospace_table
 from bot.delivery.tabular import to_csv
 from bot.delivery.textsplit import shorten, split_text
+from bot.delivery.timeline import timeline
 from bot.slack.blocks import (
     Block, actions, button, code, context, counted_blocks, is_table, markdown, mrkdwn_escape,
     sections, table_cells_size, text_size,
 )
 from bot.slack.tables import TableStyle, markdown_table, result_table
+from bot.slack.timeline import plan_block, plan_title
 
 TEXT_LIMIT = 3_000  # the message's top-level ``text`` (Slack refuses ~4,000)
 MESSAGE_BLOCKS = 48  # of 50, counted as Slack expands them
@@ -75,11 +77,6 @@ class FinalReply:
 
 
 # -- parts → blocks ----------------------------------------------------------------------------
-def _step_icon(state: StepState) -> str:
-    return {StepState.DONE: ":white_check_mark:", StepState.ERROR: ":x:",
-            StepState.PENDING: ":white_circle:"}.get(state, ":hourglass_flowing_sand:")
-
-
 def _knowledge_line(part: KnowledgePart) -> str:
     names = ", ".join(mrkdwn_escape(e.title) for e in part.entries[:8])
     more = f" (+{len(part.entries) - 8} more)" if len(part.entries) > 8 else ""
@@ -171,10 +168,11 @@ def _progress_table(part: TablePart) -> list[Block]:
 def _body_blocks(answer: Answer, run_id: str, style: TableStyle, attachments: list[Attachment],
                  *, running: bool) -> list[Block]:
     blocks: list[Block] = []
-    steps = [p for p in answer.parts if isinstance(p, StepPart)]
-    if steps:
-        lines = [f"{_step_icon(s.state)} {mrkdwn_escape(s.title)}" for s in steps[-10:]]
-        blocks.append(context("\n".join(lines)))
+    tasks = timeline(answer)
+    # While running, the timeline is the progress; at the end it stays only for a backend that
+    # narrates its steps (what ClickZetta and TextQL did is the answer's own content below).
+    if tasks and (running or any(isinstance(p, StepPart) for p in answer.parts)):
+        blocks.append(plan_block(tasks, plan_title(tasks, stopped=answer.outcome is Outcome.STOPPED)))
     for part in answer.parts:
         if isinstance(part, KnowledgePart) and part.entries:
             blocks.append(context(_knowledge_line(part)))

@@ -19,6 +19,7 @@ from adapters.answer import Answer, ChartPart, StepPart
 from bot.delivery.errors import DeliveryError, Gone, Refused, Rejected, Unavailable
 from bot.delivery.priority import Priority, call_options
 from bot.delivery.reply import Receipt, ReplyLifecycle, Timing
+from bot.delivery.limiter import SlotTimeout
 from bot.delivery.scheduler import Scheduler, Scope, first_slot
 from bot.delivery.tasks import BackgroundTasks
 from bot.relay.thread import ThreadRef
@@ -31,6 +32,8 @@ from bot.slack.render import (
 )
 from bot.slack.tables import TableStyle
 from bot.slack.status import ThreadStatus
+from bot.slack.stream import SlackStream, StreamEnded
+from bot.slack.stream_budget import StreamBudget
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
                  tasks: BackgroundTasks, timing: Timing, status_after: float,
                  max_retries: int = 3, first_sign: FirstSign | None = None,
                  refusals: Refusals | None = None, table_styles: TableStyles | None = None,
-                 reply_ts: str | None = None, run_id: str = "") -> None:
+                 reply_ts: str | None = None, run_id: str = "",
+                 stream: SlackStream | None = None, stream_budget: StreamBudget | None = None) -> None:
         super().__init__(scheduler=scheduler, scope=Scope(ref.workspace, ref.channel, ref.thread),
                          tasks=tasks, timing=timing, reply_id=reply_ts, run_id=run_id)
         self.client = client.for_workspace(ref.workspace)
@@ -65,6 +69,9 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self._replies: list[tuple[TableStyle | None, FinalReply]] = []
         self._reply: FinalReply | None = None
         self._held: SlackMessage | None = None  # the trailer, waiting for charts still drawing
+        self.stream = stream  # native streaming, when on for this reply (see _post_placeholder)
+        self.stream_budget = stream_budget
+        self._streaming = False  # holding a place in the stream budget
 
     @property
     def channel(self) -> str:
@@ -79,9 +86,91 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self.session.want("processing")
 
     def _on_progress(self, answer: Answer) -> None:
+        if self.stream is not None and self.stream.live:
+            return  # the stream itself shows the step
         placeholder_waiting = self._placing is not None and not self._placing.done()
         if placeholder_waiting or self._interval() >= self.status_after:
             self.status.show(_step_text(answer))
+
+    # -- native streaming ----------------------------------------------------------------
+    async def _post_placeholder(self, answer: Answer, *, grant: float | None) -> str:
+        """Stream the reply when streaming is on and the workspace's Tier 2 budget allows it;
+        otherwise (or if Slack refuses the stream) post the placeholder."""
+        if self.stream is not None and self.stream_budget is not None \
+                and self.stream_budget.try_enter(self.scope):
+            self._streaming = True
+            posts = self._scheduler.limiter(self.POST_METHOD, self.scope)
+            try:
+                with call_options(Priority.PLACEHOLDER, retries=0, wait=self._timing.final_edit_wait):
+                    ts = await self.stream.start(answer)
+                self.status.posted()
+                return ts
+            except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError,
+                    SlotTimeout) as exc:
+                log.info("run %s: could not start a stream (%s); posting a placeholder",
+                         self.run_id, exc)
+                self._leave_stream()
+            finally:
+                if posts is not None and grant is not None:
+                    posts.completed(grant)  # the stream message took the channel's turn
+                    grant = None
+        return await super()._post_placeholder(answer, grant=grant)
+
+    async def _progress(self, answer: Answer) -> bool:
+        if self._placing is not None and not self._placing.done():
+            return True
+        stream = self.stream
+        if stream is not None and stream.live:
+            if stream.too_old():
+                await self._end_stream(answer)  # then chat.update, as without a stream
+            else:
+                try:
+                    with call_options(Priority.PROGRESS, retries=0):
+                        await stream.append(answer)
+                    return True
+                except SlotTimeout:
+                    return False  # the append budget is spent: try again later
+                except StreamEnded:
+                    log.info("run %s: Slack ended the stream; editing the message instead",
+                             self.run_id)
+                    self._leave_stream()
+                except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                    log.info("run %s: a stream append failed: %s", self.run_id, exc)
+                    return False
+        return await super()._progress(answer)
+
+    async def _deliver(self, answer: Answer) -> Receipt:
+        await self._end_stream(answer)
+        return await super()._deliver(answer)
+
+    async def detach(self) -> None:
+        await super().detach()
+        if self._latest is not None:
+            await self._end_stream(self._latest)
+
+    async def _end_stream(self, answer: Answer) -> None:
+        """Stop a live stream (its tasks in their last states), so the message can be edited.
+        Best effort: a stream Slack already ended, or a spent budget, leaves the edit path to
+        cope (a refused edit is posted anew and the old message retired)."""
+        stream = self.stream
+        if stream is None or not stream.live:
+            self._leave_stream()
+            return
+        try:
+            with call_options(Priority.FINAL, retries=1, wait=self._timing.final_edit_wait):
+                await stream.stop(answer)
+        except StreamEnded:
+            pass
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError,
+                SlotTimeout) as exc:
+            log.info("run %s: could not stop the stream: %s", self.run_id, exc)
+        finally:
+            self._leave_stream()
+
+    def _leave_stream(self) -> None:
+        if self._streaming and self.stream_budget is not None:
+            self._streaming = False
+            self.stream_budget.leave(self.ref.workspace)
 
     async def _after_final(self, answer: Answer, receipt: Receipt | None) -> None:
         self._tasks.spawn(self.status.close(), name=f"status-clear-{self.run_id}")
@@ -207,8 +296,12 @@ class SlackSinkFactory:
 
     def __init__(self, client: ScheduledWebClient, *, scheduler: Scheduler, timing: Timing,
                  status_after: float, max_retries: int = 3,
-                 first_sign: FirstSign | None = None) -> None:
+                 first_sign: FirstSign | None = None, streaming: bool = False,
+                 stream_max_age: float = 240.0, stream_reserve: int = 4) -> None:
         self.client = client
+        self.streaming = streaming
+        self.stream_max_age = stream_max_age
+        self.stream_budget = StreamBudget(scheduler, reserve=stream_reserve)
         self.first_sign = first_sign
         self.scheduler = scheduler
         self.timing = timing
@@ -219,17 +312,24 @@ class SlackSinkFactory:
         self.tasks = BackgroundTasks()
 
     def for_question(self, ref: ThreadRef, asker: str) -> SlackReplySink:
-        return self._sink(ref)
+        if not self.streaming:
+            return self._sink(ref)
+        # In channels Slack requires the asker as the stream's recipient (DMs ignore it).
+        stream = SlackStream(self.client.for_workspace(ref.workspace), ref.channel, ref.thread,
+                             recipient_user=asker, recipient_team=ref.workspace,
+                             max_age=self.stream_max_age)
+        return self._sink(ref, stream=stream)
 
     def for_existing_reply(self, ref: ThreadRef, asker: str, reply_channel: str, reply_id: str,
                            run_id: str) -> SlackReplySink:
         return self._sink(ref, reply_ts=reply_id, run_id=run_id)
 
-    def _sink(self, ref: ThreadRef, **kw: str) -> SlackReplySink:
+    def _sink(self, ref: ThreadRef, *, stream: SlackStream | None = None, **kw: str) -> SlackReplySink:
         return SlackReplySink(self.client, ref, scheduler=self.scheduler, tasks=self.tasks,
                               timing=self.timing, status_after=self.status_after,
                               max_retries=self.max_retries, first_sign=self.first_sign,
-                              refusals=self.refusals, table_styles=self.table_styles, **kw)
+                              refusals=self.refusals, table_styles=self.table_styles,
+                              stream=stream, stream_budget=self.stream_budget, **kw)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()

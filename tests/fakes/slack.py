@@ -72,6 +72,11 @@ KNOWN_BLOCK_TYPES = {
     "container", "context_actions",
 }
 MESSAGE_BLOCKS = 50  # counted after markdown blocks are expanded
+STREAM_MARKDOWN = 12_000  # markdown characters per startStream/appendStream/stopStream call
+STREAM_TASKS = 50  # task cards in one plan (streamed or as a block)
+TASK_FIELD = 256  # characters of a task's title, details or output (agent-progress guidance)
+TASK_STATUSES = {"pending", "in_progress", "complete", "error"}
+CHUNK_TYPES = {"markdown_text", "task_update", "plan_update", "blocks"}
 MESSAGE_TEXT = 12_000  # characters of block text in one message (msg_blocks_too_long)
 TABLE_CELLS = 10_000  # characters across one message's table cells
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
@@ -110,6 +115,11 @@ class Message:
     streaming: bool = False
     stream_started: float = 0.0
     chunks: list[dict[str, Any]] = field(default_factory=list)
+    #: a stream's task cards as Slack shows them: id → title, status, details and output (these
+    #: two are appended on every update that carries them, as Slack does)
+    tasks: dict[str, dict[str, str]] = field(default_factory=dict)
+    plan_title: str = ""
+    task_display_mode: str = ""
     deleted: bool = False
 
     def as_api(self) -> dict[str, Any]:
@@ -307,6 +317,14 @@ class FakeSlack:
         gate = self._holds.setdefault(method, asyncio.Event())
         gate.clear()
         return gate
+
+    def end_stream(self, channel: str, ts: str) -> None:
+        """Slack ends a stream itself: the agent session's Stop (it stops the streams listed in
+        ``agent_session_stopped``) or its own timeout; later chunks get
+        ``message_not_in_streaming_state``."""
+        msg = self.message(channel, ts)
+        assert msg is not None and msg.streaming, f"{ts} is not streaming"
+        msg.streaming = False
 
     def post_user_message(self, channel: str, text: str, *, user: str = "U1",
                           thread_ts: str | None = None) -> Message:
@@ -542,6 +560,11 @@ class FakeSlack:
         msg = self._existing(args, "ts")
         if msg.user != self.user_id:
             raise _Fail("cant_update_message")
+        if msg.streaming and self.clock() - msg.stream_started <= self.stream_ttl:
+            # Not documented either way; the bot must stop its stream before editing it, so the
+            # fake holds it to that (after Slack's own expiry, chat.update is the recovery path).
+            raise _Fail("message_is_streaming")
+        msg.streaming = False
         text, blocks = self._checked_content(args)
         if "text" in args or "markdown_text" in args:
             msg.text = text
@@ -584,9 +607,12 @@ class FakeSlack:
             if not args.get("recipient_team_id"):
                 raise _Fail("missing_recipient_team_id")
         thread_ts = _opt_str(args.get("thread_ts"))
+        mode = args.get("task_display_mode")
+        if mode is not None and mode not in ("timeline", "plan"):
+            raise _Fail("invalid_arguments")
         msg = Message(channel=channel, ts=self._next_ts(), thread_ts=thread_ts,
                       user=self.user_id, bot_id=self.bot_id, streaming=True,
-                      stream_started=self.clock())
+                      stream_started=self.clock(), task_display_mode=str(mode or "timeline"))
         self._append_chunks(msg, args)
         self._store(msg)
         self._clear_status(channel, thread_ts)
@@ -775,15 +801,40 @@ class FakeSlack:
         return msg
 
     def _append_chunks(self, msg: Message, args: Mapping[str, Any]) -> None:
-        text = args.get("markdown_text")
-        if text:
-            if len(str(text)) > 12_000:
-                raise _Fail("msg_too_long")
-            msg.text += str(text)
-        for chunk in _as_json(args.get("chunks")) or []:
+        """One call's text and chunks, validated as a whole before any of it shows: at most
+        12,000 characters of markdown per call, known chunk types, task fields within 256
+        characters, at most 50 tasks per message."""
+        text = str(args.get("markdown_text") or "")
+        chunks = _as_json(args.get("chunks")) or []
+        if not isinstance(chunks, list):
+            raise _Fail("invalid_chunks")
+        errors: list[str] = []
+        for i, chunk in enumerate(chunks):
+            errors += _chunk_errors(chunk, f"/chunks/{i}")
+        new_tasks = {c.get("id") for c in chunks if isinstance(c, dict)
+                     and c.get("type") == "task_update"} - set(msg.tasks)
+        if len(msg.tasks) + len(new_tasks) > STREAM_TASKS:
+            errors.append(f"no more than {STREAM_TASKS} tasks allowed [json-pointer:/chunks]")
+        if errors:
+            raise _Fail("invalid_chunks", errors=errors)
+        markdown = text + "".join(str(c.get("text", "")) for c in chunks
+                                  if c.get("type") == "markdown_text")
+        if len(markdown) > STREAM_MARKDOWN:
+            raise _Fail("msg_too_long")
+        msg.text += text
+        for chunk in chunks:
             msg.chunks.append(chunk)
-            if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
+            kind = chunk.get("type")
+            if kind == "markdown_text":
                 msg.text += str(chunk.get("text", ""))
+            elif kind == "plan_update":
+                msg.plan_title = str(chunk["title"])
+            elif kind == "task_update":
+                task = msg.tasks.setdefault(chunk["id"], {"details": "", "output": ""})
+                task["title"], task["status"] = chunk["title"], chunk["status"]
+                for key in ("details", "output"):  # appended, as Slack does
+                    if chunk.get(key):
+                        task[key] += str(chunk[key])
 
     def _clear_status(self, channel: str, thread_ts: str | None) -> None:
         """A reply in the thread clears the assistant status, as Slack does."""
@@ -831,6 +882,58 @@ class FakeSlack:
 # ---------------------------------------------------------------------- module helpers
 
 
+def _chunk_errors(chunk: Any, at: str) -> list[str]:
+    """A streaming chunk as slack_sdk's chunk models and Slack's guidance define it."""
+    if not isinstance(chunk, dict) or chunk.get("type") not in CHUNK_TYPES:
+        return [f"unsupported chunk type [json-pointer:{at}/type]"]
+    errors: list[str] = []
+    kind = chunk["type"]
+    required = {"markdown_text": ("text",), "plan_update": ("title",),
+                "task_update": ("id", "title", "status"), "blocks": ("blocks",)}[kind]
+    for key in required:
+        if chunk.get(key) in (None, ""):
+            errors.append(f"missing required field: {key} [json-pointer:{at}/{key}]")
+    if kind == "task_update":
+        if chunk.get("status") not in TASK_STATUSES:
+            errors.append(f"invalid status [json-pointer:{at}/status]")
+        for key in ("title", "details", "output"):
+            value = chunk.get(key)
+            if isinstance(value, str) and len(value) > TASK_FIELD:
+                errors.append(f"must be less than {TASK_FIELD + 1} characters [json-pointer:{at}/{key}]")
+    if kind == "plan_update" and len(str(chunk.get("title", ""))) > TASK_FIELD:
+        errors.append(f"must be less than {TASK_FIELD + 1} characters [json-pointer:{at}/title]")
+    return errors
+
+
+def _plan_errors(block: dict[str, Any], at: str) -> list[str]:
+    """``plan``: a title and at most 50 ``task_card``s with unique ids, a known status and
+    rich_text details/output."""
+    errors: list[str] = []
+    if not isinstance(block.get("title"), str) or not block["title"]:
+        errors.append(f"missing required field: title [json-pointer:{at}/title]")
+    tasks = block.get("tasks") or []
+    if not isinstance(tasks, list) or len(tasks) > STREAM_TASKS:
+        return errors + [f"must provide no more than {STREAM_TASKS} items [json-pointer:{at}/tasks]"]
+    seen: set[Any] = set()
+    for j, card in enumerate(tasks):
+        where = f"{at}/tasks/{j}"
+        if not isinstance(card, dict) or card.get("type") != "task_card":
+            errors.append(f"must be a task_card [json-pointer:{where}]")
+            continue
+        if not card.get("task_id") or card["task_id"] in seen:
+            errors.append(f"task_id missing or repeated [json-pointer:{where}/task_id]")
+        seen.add(card.get("task_id"))
+        if not isinstance(card.get("title"), str) or not card["title"]:
+            errors.append(f"missing required field: title [json-pointer:{where}/title]")
+        if card.get("status") not in TASK_STATUSES:
+            errors.append(f"invalid status [json-pointer:{where}/status]")
+        for key in ("details", "output"):
+            value = card.get(key)
+            if value is not None and (not isinstance(value, dict) or value.get("type") != "rich_text"):
+                errors.append(f"must be a rich_text block [json-pointer:{where}/{key}]")
+    return errors
+
+
 def _block_errors(block: Any, at: str) -> list[str]:
     if not isinstance(block, dict) or not isinstance(block.get("type"), str):
         return [f"missing required field: type [json-pointer:{at}]"]
@@ -872,6 +975,8 @@ def _block_errors(block: Any, at: str) -> list[str]:
         too_long(text, 12000, "/text")
     elif kind in ("table", "data_table"):
         errors.extend(_table_errors(block, at))
+    elif kind == "plan":
+        errors.extend(_plan_errors(block, at))
     return errors
 
 

@@ -50,6 +50,9 @@ def fast_settings(tmp_path: Any, slack_url: str, **overrides: Any) -> Settings:
         RUN_TIMEOUT=20.0, STOP_GRACE=2.0, STOP_POLL_INTERVAL=0.05, CHART_SCALE=1.0,
         CHART_WAIT=30.0,  # answers carry their chart however slow this machine draws it
         CHART_WORKERS=0,  # charts in-process: a worker process costs ~1 s to start per service
+        # The placeholder path (chat.postMessage + chat.update) unless a test streams: the
+        # streaming tests (test_slack_streaming.py) turn it on, as production has it.
+        SLACK_STREAMING=False,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -337,6 +337,52 @@ async def test_native_stream_and_expiry() -> None:
         assert err.response["error"] == "missing_recipient_user_id"
 
 
+async def test_stream_chunks_are_validated_and_tasks_kept_as_slack_shows_them(
+        fake: FakeSlack, client: AsyncWebClient) -> None:
+    root = fake.post_user_message(CH, "question")
+    started = await client.chat_startStream(
+        channel=CH, thread_ts=root.ts, recipient_team_id="T1", recipient_user_id="U1",
+        task_display_mode="plan", chunks=[{"type": "plan_update", "title": "Analysis"},
+                                          {"type": "task_update", "id": "a", "title": "Search",
+                                           "status": "in_progress", "details": "x"}])
+    ts = started["ts"]
+    await client.chat_appendStream(channel=CH, ts=ts, chunks=[
+        {"type": "task_update", "id": "a", "title": "Search", "status": "complete", "details": "y"}])
+    msg = fake.message(CH, ts)
+    assert msg.plan_title == "Analysis" and msg.task_display_mode == "plan"
+    assert msg.tasks == {"a": {"title": "Search", "status": "complete", "details": "xy", "output": ""}}
+    bad = [[{"type": "task_update", "id": "b", "title": "t", "status": "done"}],  # unknown status
+           [{"type": "task_update", "id": "b", "title": "t" * 257, "status": "complete"}],
+           [{"type": "task_update", "title": "t", "status": "complete"}],  # no id
+           [{"type": "sparkles"}],
+           [{"type": "task_update", "id": f"n{i}", "title": "t", "status": "complete"}
+            for i in range(50)]]  # 51 tasks in all
+    for chunks in bad:
+        err = await error_of(client.chat_appendStream(channel=CH, ts=ts, chunks=chunks))
+        assert err.response["error"] == "invalid_chunks", chunks
+    err = await error_of(client.chat_appendStream(channel=CH, ts=ts, markdown_text="m" * 6001,
+                                                  chunks=[{"type": "markdown_text", "text": "m" * 6000}]))
+    assert err.response["error"] == "msg_too_long"  # 12,000 characters of markdown per call
+    assert msg.text == ""  # nothing of a refused call shows
+    # a live stream is not edited; once stopped it is
+    err = await error_of(client.chat_update(channel=CH, ts=ts, text="answer"))
+    assert err.response["error"] == "message_is_streaming"
+    await client.chat_stopStream(channel=CH, ts=ts)
+    await client.chat_update(channel=CH, ts=ts, text="answer")
+
+
+async def test_plan_blocks_are_validated(fake: FakeSlack, client: AsyncWebClient) -> None:
+    card = {"type": "task_card", "task_id": "a", "title": "Search", "status": "complete"}
+    await client.chat_postMessage(channel=CH, text="x", blocks=[
+        {"type": "plan", "title": "Analysis", "tasks": [card]}])
+    for plan in ({"type": "plan", "title": "Analysis", "tasks": [card, card]},  # repeated id
+                 {"type": "plan", "tasks": [card]},
+                 {"type": "plan", "title": "A", "tasks": [{**card, "status": "done"}]},
+                 {"type": "plan", "title": "A", "tasks": [{**card, "details": "plain"}]}):
+        err = await error_of(client.chat_postMessage(channel=CH, text="x", blocks=[plan]))
+        assert err.response["error"] == "invalid_blocks", plan
+
+
 # --------------------------------------------------------------------------- waiting
 
 

@@ -47,6 +47,18 @@ def test_never_more_than_the_limit_in_any_window() -> None:
         assert sum(1 for g in granted if t <= g < t + 10.0) <= 5
 
 
+def test_room_counts_what_every_window_still_admits() -> None:
+    clock = Clock()
+    limiter = Limiter([Window(3, 60.0), Window(2, 1.0)], clock=clock)
+    assert limiter.room() == 2
+    call(limiter)
+    assert limiter.room() == 1
+    clock.now += 2.0
+    assert limiter.room() == 2  # the one-second window emptied; the minute has 2 left
+    limiter.hold(5.0)
+    assert limiter.room() == 0  # a 429 holds the method
+
+
 def test_full_window_frees_when_its_oldest_grant_leaves() -> None:
     clock = Clock()
     limiter = Limiter([Window(3, 10.0)], clock=clock)
@@ -189,3 +201,31 @@ def test_a_grant_nobody_reports_is_released_in_the_end() -> None:
     assert limiter.free_at() > clock.now
     clock.now += 2.0
     assert limiter.free_at() == clock.now
+
+
+def test_a_stream_starts_only_while_both_tier2_budgets_keep_their_reserve() -> None:
+    from bot.slack.stream_budget import StreamBudget
+
+    clock = Clock()
+    scheduler = Scheduler({"chat.startStream": Rule((Window(100, 60.0),)),
+                           "chat.stopStream": Rule((Window(5, 60.0),))}, clock=clock)
+    budget = StreamBudget(scheduler, reserve=2)
+    scope = Scope("T1", "C1", "1.0")
+    entered = 0
+    while budget.try_enter(scope):
+        entered += 1
+        call(scheduler.limiter("chat.startStream", scope))
+    # stops: 5 a minute, 2 kept back: 3 live streams, each with its stop still to come
+    assert entered == 3 and budget.live("T1") == 3
+    budget.leave("T1")
+    call(scheduler.limiter("chat.stopStream", scope))  # that stream's stop
+    assert not budget.try_enter(scope)  # 4 left, 2 live streams, 2 kept back
+    clock.now += 61
+    assert budget.try_enter(scope)
+
+    starts = Scheduler({"chat.startStream": Rule((Window(3, 60.0),))}, clock=clock)
+    budget = StreamBudget(starts, reserve=1)
+    assert budget.try_enter(scope)
+    call(starts.limiter("chat.startStream", scope))
+    call(starts.limiter("chat.startStream", scope))
+    assert not budget.try_enter(scope)  # the start budget is down to its reserve

@@ -1,0 +1,227 @@
+"""Native Slack streaming (SLACK_STREAMING, on by default): the agent's work as a task
+timeline that ticks off, the answer text as it grows, then the finished answer in the same
+message — on every backend, with stop, Slack's stream expiry, a spent Tier 2 budget and long
+answers. The fake Slack enforces the streaming contract (tests/fakes/slack.py: tiers, chunk
+validation, stream-state errors, expiry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.delivery.timeline import timeline
+from tests.fakes.slack import FakeSlack
+from tests.integration.backends import BackendHarness
+from tests.integration.conftest import CHANNEL, TEAM, TIME_SCALE, USER, SlackBot, blocks_text
+
+STREAMING = {"SLACK_STREAMING": True}
+
+
+async def _streamed_question(bot: SlackBot, backend: BackendHarness, text: str) -> tuple[dict[str, Any], str]:
+    """Ask while the backend holds its answer, so the reply is live when the answer comes."""
+    release = backend.hold()
+    event = await bot.mention(text)
+    await backend.wait_asked()
+    await bot.slack.wait_for(lambda: bool(bot.slack.calls_to("chat.startStream")))
+    [start] = bot.slack.calls_to("chat.startStream")
+    assert start.status == 200 and start.response.get("ok"), start.response
+    release.set()
+    return event, str(start.response["ts"])
+
+
+async def _held_stream(bot: SlackBot, backend: BackendHarness) -> tuple[Any, dict[str, Any], str]:
+    """A question whose stream is live while the backend holds the analysis (its release,
+    the event, the stream's ts)."""
+    release = backend.hold()
+    event = await bot.mention("a long analysis")
+    await backend.wait_asked()
+    await bot.slack.wait_for(lambda: bool(bot.slack.calls_to("chat.startStream")))
+    return release, event, str(bot.slack.calls_to("chat.startStream")[0].response["ts"])
+
+
+def _task_history(bot: SlackBot, ts: str) -> dict[str, list[str]]:
+    """Each task's statuses in the order the stream sent them."""
+    history: dict[str, list[str]] = {}
+    calls = [c for c in bot.slack.calls if c.method in
+             ("chat.startStream", "chat.appendStream", "chat.stopStream") and c.status == 200
+             and c.response.get("ok") and (c.args.get("ts") == ts or c.response.get("ts") == ts)]
+    for call in sorted(calls, key=lambda c: c.at):
+        for chunk in call.args.get("chunks") or []:
+            if chunk.get("type") == "task_update":
+                history.setdefault(chunk["id"], []).append(chunk["status"])
+    return history
+
+
+async def test_steps_stream_as_tasks_then_the_message_becomes_the_answer(
+        start_bot: Any, backend: BackendHarness) -> None:
+    bot = await start_bot(**STREAMING, **backend.settings())
+    event, ts = await _streamed_question(bot, backend, "Which states pay the most?")
+    [answer] = await bot.wait_finished(event["ts"])
+    assert answer.outcome.value == "done"
+
+    [start] = bot.slack.calls_to("chat.startStream")
+    assert start.args["thread_ts"] == event["ts"] and start.args["task_display_mode"] == "plan"
+    # in a channel Slack requires the asker as the recipient
+    assert start.args["recipient_user_id"] == USER and start.args["recipient_team_id"] == TEAM
+    # the stream is the reply: no placeholder was posted besides it
+    assert bot.bot_replies(event["ts"])[0].ts == ts
+    assert not [c for c in bot.slack.calls_to("chat.postMessage")
+                if c.args.get("thread_ts") == event["ts"] and c.at < start.at]
+
+    message = bot.slack.message(CHANNEL, ts)
+    expected = [t.id for t in timeline(answer)]
+    assert expected and list(message.tasks) == expected  # the tasks, in the order work began
+    assert all(t["status"] == "complete" for t in message.tasks.values()), message.tasks
+    for task, statuses in _task_history(bot, ts).items():
+        assert statuses[-1] == "complete", (task, statuses)
+        assert statuses.count("complete") == 1, (task, statuses)  # no task completes twice
+    # the answer text streamed: what Slack showed is the answer's text, whole
+    streamed = "".join(c.get("text", "") for c in message.chunks if c.get("type") == "markdown_text")
+    assert streamed and streamed == answer.text
+    # then the stream was stopped and the message replaced by the finished answer
+    [stop] = bot.slack.calls_to("chat.stopStream")
+    assert stop.status == 200 and stop.response.get("ok") and stop.args["ts"] == ts
+    edits = [c for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == ts]
+    assert edits and edits[-1].at > stop.at
+    assert answer.text.split()[0] in blocks_text(message.blocks)
+    assert "feedback_buttons" in str([m.blocks for m in bot.bot_replies(event["ts"])])
+    assert not message.streaming
+
+
+async def test_streaming_off_posts_a_placeholder_with_the_timeline_as_blocks(
+        start_bot: Any, backend: BackendHarness) -> None:
+    bot = await start_bot(SLACK_STREAMING=False, **backend.settings())
+    event = await bot.mention("Which states pay the most?")
+    [answer] = await bot.wait_finished(event["ts"])
+    assert answer.outcome.value == "done"
+    assert not bot.slack.calls_to("chat.startStream")
+    assert bot.slack.calls_to("chat.postMessage")
+
+
+async def test_typed_stop_mid_stream_stops_the_backend_and_the_stream(
+        start_bot: Any, backend: BackendHarness) -> None:
+    bot = await start_bot(**STREAMING, **backend.settings())
+    release, event, ts = await _held_stream(bot, backend)
+    await bot.message("stop", thread_ts=event["ts"])
+    [answer] = await bot.wait_finished(event["ts"])
+    assert answer.outcome.value == "stopped" and answer.stopped_by == USER
+    await backend.wait_cancelled()
+    message = bot.slack.message(CHANNEL, ts)
+    assert not message.streaming and bot.slack.calls_to("chat.stopStream")
+    assert f"Stopped by <@{USER}>" in blocks_text(message.blocks)
+    edits = len(bot.slack.edits(CHANNEL, ts))
+    appends = len(bot.slack.calls_to("chat.appendStream"))
+    release.set()  # the backend would carry on: nothing of it may reach the reply
+    await bot.settled()
+    await bot.client.get("/healthz")
+    assert len(bot.slack.edits(CHANNEL, ts)) == edits
+    assert len(bot.slack.calls_to("chat.appendStream")) == appends
+
+
+async def test_agent_session_stop_ends_the_stream_and_the_run(start_bot: Any, fake_wren: Any) -> None:
+    from tests.integration.backends import WrenHarness
+    backend = WrenHarness(fake_wren)
+    bot = await start_bot(**STREAMING, **backend.settings())
+    release, event, ts = await _held_stream(bot, backend)
+    bot.slack.end_stream(CHANNEL, ts)  # Slack stops the streams the event lists
+    await bot.send_event({"type": "agent_session_stopped", "channel": CHANNEL,
+                          "thread_ts": event["ts"], "user": USER, "event_ts": "3.3",
+                          "streaming_message_ts": [ts]}, event_id="EvStreamStop")
+    [answer] = await bot.wait_finished(event["ts"])
+    assert answer.outcome.value == "stopped"
+    await backend.wait_cancelled()
+    release.set()
+    # the ended stream is edited into the stopped reply, in place
+    assert f"Stopped by <@{USER}>" in blocks_text(bot.slack.message(CHANNEL, ts).blocks)
+    assert bot.bot_replies(event["ts"])[0].ts == ts
+
+
+async def test_a_stream_slack_expired_continues_by_editing_the_same_message(
+        start_bot: Any, backend: BackendHarness) -> None:
+    now = [0.0]
+    async with FakeSlack(window_seconds=60 * TIME_SCALE, post_message_per_second=1 / TIME_SCALE,
+                         stream_ttl=300.0, clock=lambda: now[0]) as slack:
+        bot = await start_bot(slack=slack, **STREAMING, **backend.settings())
+        release = backend.hold()
+        event = await bot.mention("Which states pay the most?")
+        await backend.wait_asked()
+        await slack.wait_for(lambda: bool(slack.calls_to("chat.startStream")))
+        ts = str(slack.calls_to("chat.startStream")[0].response["ts"])
+        now[0] += 301.0  # Slack's cut-off passes while the analysis runs
+        release.set()
+        [answer] = await bot.wait_finished(event["ts"])
+        assert answer.outcome.value == "done"
+        refused = [c for c in slack.calls if c.method in ("chat.appendStream", "chat.stopStream")
+                   and c.response.get("error") == "message_not_in_streaming_state"]
+        assert refused  # the bot met the expiry…
+        message = slack.message(CHANNEL, ts)
+        assert [c for c in slack.calls_to("chat.update") if c.args.get("ts") == ts and c.response.get("ok")]
+        # …and the answer is in the same message, not a new one
+        assert bot.bot_replies(event["ts"])[0].ts == ts
+        assert answer.text.split()[0] in blocks_text(message.blocks)
+        await bot.settled()
+
+
+async def test_progress_after_slacks_expiry_goes_on_by_chat_update(start_bot: Any, fake_wren: Any) -> None:
+    from tests.integration.backends import WrenHarness
+    backend = WrenHarness(fake_wren)
+    now = [0.0]
+    async with FakeSlack(window_seconds=60 * TIME_SCALE, post_message_per_second=1 / TIME_SCALE,
+                         stream_ttl=300.0, clock=lambda: now[0]) as slack:
+        bot = await start_bot(slack=slack, **STREAMING, **backend.settings())
+        release, chart = backend.hold(), fake_wren.hold_ask("chart")
+        event = await bot.mention("Which states pay the most?")
+        await slack.wait_for(lambda: bool(slack.calls_to("chat.startStream")))
+        ts = str(slack.calls_to("chat.startStream")[0].response["ts"])
+        now[0] += 301.0
+        release.set()  # the summary arrives while the chart is still being made
+        await slack.wait_for(lambda: any(
+            c.args.get("ts") == ts and c.response.get("ok") and "São Paulo" in str(c.args.get("blocks"))
+            for c in slack.calls_to("chat.update")))
+        assert not (await bot.service.repo.list_runs("slack", TEAM, channel=CHANNEL))[0].status == "done"
+        chart.set()
+        [answer] = await bot.wait_finished(event["ts"])
+        assert answer.outcome.value == "done" and bot.bot_replies(event["ts"])[0].ts == ts
+        await bot.settled()
+
+
+async def test_a_spent_tier2_budget_takes_the_placeholder_path(start_bot: Any, fake_wren: Any) -> None:
+    from tests.integration.backends import WrenHarness
+    backend = WrenHarness(fake_wren)
+    # Tier 2 allows 18 calls a minute here; keeping 17 back leaves room for one stream only
+    bot = await start_bot(**STREAMING, SLACK_STREAM_RESERVE=17, **backend.settings())
+    first_hold, second_hold = backend.hold(), backend.hold()
+    first = await bot.mention("first question")
+    await backend.wait_asked()
+    second = await bot.mention("second question")
+    await backend.wait_asked(2)
+    await bot.slack.wait_for(lambda: len(bot.bot_replies(second["ts"])) >= 1
+                             and len(bot.bot_replies(first["ts"])) >= 1)
+    [start] = bot.slack.calls_to("chat.startStream")
+    assert start.args["thread_ts"] == first["ts"]
+    placeholder = bot.bot_replies(second["ts"])[0]
+    assert not placeholder.streaming and placeholder.blocks  # posted, with its timeline as blocks
+    first_hold.set()
+    second_hold.set()
+    await bot.wait_finished(first["ts"])
+    await bot.wait_finished(second["ts"])
+    assert len(bot.slack.calls_to("chat.startStream")) == 1
+
+
+async def test_a_long_streamed_answer_continues_in_further_messages(
+        start_bot: Any, backend: BackendHarness) -> None:
+    bot = await start_bot(**STREAMING, **backend.settings())
+    paragraphs = [f"## Part {i}\n\nPart {i} says: " + "revenue grew steadily " * 60 for i in range(24)]
+    backend.answer_next("\n\n".join(paragraphs))
+    event, ts = await _streamed_question(bot, backend, "Explain everything")
+    [answer] = await bot.wait_finished(event["ts"], timeout=20.0)
+    assert answer.outcome.value == "done"
+    # every stream call stayed within 12,000 characters of markdown (the fake refuses more)
+    for call in bot.slack.calls:
+        if call.method.startswith("chat.") and "Stream" in call.method:
+            assert call.response.get("ok"), (call.method, call.response)
+    replies = bot.bot_replies(event["ts"])
+    assert replies[0].ts == ts and len(replies) >= 2
+    shown = " ".join(blocks_text(m.blocks) for m in replies)
+    for i in range(24):
+        assert f"Part {i} says" in shown
+

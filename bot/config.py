@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     TEAMS_TENANT_ID: str | None = None
     TEAMS_ALLOW_ANONYMOUS: bool = False
     SLACK_STREAMING: bool = True  # chat.startStream/appendStream/stopStream where Slack allows it
+    TEAMS_STREAMING: bool = True  # the Agents SDK's StreamingResponse in personal chats
 
     WREN_BASE_URL: str | None = None
     WREN_API_KEY: str | None = None
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
     TEAMS_BUDGET_WINDOW: float = 30.0
     TEAMS_MAX_RETRIES: int = 4  # retries of 429/412/502/503/504 answers (Retry-After honoured)
     TEAMS_RETRY_BACKOFF: float = 1.0  # first backoff when Teams gives no Retry-After; doubles
+    TEAMS_STREAM_MAX_AGE: float = 105.0  # end a personal-chat stream ourselves (Teams cuts at 120 s)
+    TEAMS_STREAM_INTERVAL: float = 1.0  # least seconds between two stream chunks (Teams: ~1/s)
+    TEAMS_STREAM_HEARTBEAT: float = 2.0  # re-send an idle stream's last chunk, so Stop is seen
     CHART_WIDTH: int = 720
     CHART_HEIGHT: int = 420
     CHART_SCALE: float = 2.0

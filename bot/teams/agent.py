@@ -38,7 +38,7 @@ from microsoft_agents.hosting.core import ActivityHandler, TurnContext
 
 from bot.delivery.textsplit import shorten
 from bot.metrics import Metrics
-from bot.relay import Question, Relay
+from bot.relay import Question, Relay, StopResult
 from bot.teams.cards import ASK_ACTION, STOP_ACTION, adaptive_card, card_activity, text_activity
 from bot.teams.files import CsvOffers, file_info_activity, upload
 from bot.teams.history import PAGE_SIZE, history_body
@@ -260,10 +260,15 @@ class TeamsAgent(ActivityHandler):
         if action.get("action") != STOP_ACTION:
             log.info("teams: ignoring unknown card action %r", action.get("action"))
             return
-        self.metrics.events.labels(PLATFORM, "stop_button").inc()
         run_id = str(action.get("run_id") or "")
-        result = await self.relay.stop(run_id, msg.user_id)
+        result = await self.stop_run(run_id, msg.user_id, via="stop_button")
         self._tell(target, STOP_MESSAGES.get(result))
+
+    async def stop_run(self, run_id: str, user: str, *, via: str = "stream_stop") -> StopResult:
+        """A Stop pressed on a run's reply: the card's button, or Teams' own Stop on a streamed
+        reply (which names nobody: the sink passes the asker, the only one in a personal chat)."""
+        self.metrics.events.labels(PLATFORM, via).inc()
+        return await self.relay.stop(run_id, user)
 
     async def _stop_typed(self, msg: Inbound, target: ReplyTarget) -> None:
         """Runs are looked up in storage, not in this process: with several replicas the run

@@ -36,6 +36,7 @@ from bot.teams.limits import teams_scheduler
 from bot.teams.memory import AnswerPages, NameBook, TargetBook
 from bot.teams.replies import Replies
 from bot.teams.sink import TeamsSinkFactory
+from bot.teams.stream import StreamTiming
 from bot.teams.target import ReplyTarget
 from bot.teams.texts import TURN_FAILED
 from storage.repository import Repository
@@ -70,7 +71,12 @@ class TeamsIntegration:
                                          targets=self.targets.lookup,
                                          restored=self._restored_target,
                                          intros=self.targets.intro, pages=self.pages,
-                                         files=self.files)
+                                         files=self.files, streaming=settings.TEAMS_STREAMING,
+                                         stop=self.agent.stop_run,
+                                         stream_timing=StreamTiming(
+                                             interval=settings.TEAMS_STREAM_INTERVAL,
+                                             heartbeat=settings.TEAMS_STREAM_HEARTBEAT,
+                                             max_age=settings.TEAMS_STREAM_MAX_AGE))
         if settings.TEAMS_ALLOW_ANONYMOUS:
             log.warning("TEAMS_ALLOW_ANONYMOUS is on: Teams activities without a token are accepted "
                         "and replies go unauthenticated to the serviceUrl they name. Use this only "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from microsoft_agents.activity import Activity
 
@@ -41,9 +41,13 @@ from bot.teams.connector import ConnectorError, TeamsConnector
 from bot.teams.files import MAX_FILE, CsvOffers, consent_activity, is_personal
 from bot.teams.images import data_uri, fit_png
 from bot.teams.memory import AnswerPages
+from bot.teams.stream import StreamTiming
 from bot.teams.tables import MAX_COLUMNS
 from bot.teams.target import ReplyTarget
 from bot.teams.texts import ANSWER_BELOW
+
+if TYPE_CHECKING:
+    from bot.teams.streaming_sink import StopRun
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +229,15 @@ class TeamsSinkFactory:
                  targets: Callable[[ThreadRef], ReplyTarget | None],
                  restored: Callable[[ThreadRef, str], ReplyTarget],
                  intros: Callable[[ThreadRef], str] = lambda ref: "",
-                 pages: AnswerPages | None = None, files: CsvOffers | None = None) -> None:
+                 pages: AnswerPages | None = None, files: CsvOffers | None = None,
+                 streaming: bool = False, stop: "StopRun | None" = None,
+                 stream_timing: StreamTiming = StreamTiming()) -> None:
+        """``streaming``: new questions in personal chats stream (``TEAMS_STREAMING``); a
+        user's Stop on a stream goes to ``stop(run_id, who)``, the card Stop button's path."""
         self.connector = connector
+        self.streaming = streaming and stop is not None
+        self.stop = stop
+        self.stream_timing = stream_timing
         self.timing = timing
         self.names = names
         self.tasks = BackgroundTasks()
@@ -237,9 +248,20 @@ class TeamsSinkFactory:
         self._intros = intros
 
     def for_question(self, ref: ThreadRef, asker: str) -> TeamsReplySink:
-        return TeamsReplySink(self.connector, self._targets(ref), ref, tasks=self.tasks,
-                              timing=self.timing, names=self.names, intro=self._intros(ref),
-                              pages=self.pages, files=self.files)
+        target = self._targets(ref)
+        kwargs: dict[str, Any] = dict(tasks=self.tasks, timing=self.timing, names=self.names,
+                                      intro=self._intros(ref), pages=self.pages, files=self.files)
+        if self._streams(target):
+            from bot.teams.streaming_sink import TeamsStreamingSink  # it builds on this module
+            assert self.stop is not None
+            return TeamsStreamingSink(self.connector, target, ref, stop=self.stop, asker=asker,
+                                      stream_timing=self.stream_timing, **kwargs)
+        return TeamsReplySink(self.connector, target, ref, **kwargs)
+
+    def _streams(self, target: ReplyTarget | None) -> bool:
+        """Teams streams in personal chats only; everywhere else the card path."""
+        return (self.streaming and target is not None
+                and target.conversation.conversation_type == "personal")
 
     def for_existing_reply(self, ref: ThreadRef, asker: str, reply_channel: str, reply_id: str,
                            run_id: str) -> TeamsReplySink:

@@ -18,6 +18,18 @@ Honest to teams.md §2.5/§4 and the rate-limit page:
 * a OneDrive upload session for the file consent flow: ``upload_url(name)`` is what Teams would
   put in ``uploadInfo.uploadUrl``; ``PUT`` there with a ``Content-Range`` for the whole body
   stores the file in ``uploads`` (``fail_uploads`` makes the next ones answer 500);
+* Teams streaming (teams.md §3.1, ``bots/streaming-ux``), in personal chats only (``a:`` ids;
+  elsewhere 400 ``BadArgument`` "streaming api is not enabled"): ``typing`` chunks with exactly
+  one ``streaminfo`` entity (``informative`` ≤1,000 characters, or ``streaming`` text that
+  extends the previous text), ``streamSequence`` from 1 and increasing (an out-of-order chunk
+  is dropped with 202 ``ContentStreamSequenceOrderPreConditionFailed`` and recorded in
+  ``violations``), ``streamId`` = the first chunk's id on every later one; attachments, the AI
+  label and the feedback loop only on the ``final`` message (which has no sequence and needs text
+  or attachments). One stream per chat; a stream older than ``stream_cap`` seconds (Teams: 120)
+  answers 403 ``ContentStreamNotAllowed`` "…exceeded streaming time."; :meth:`press_stop` is the
+  user's Stop button — the next chunk answers 403 "Content stream was cancelled by user.";
+  chunks to a completed stream, and PUTs to a stream still open, answer 403 too. Each stream is
+  also a message in ``messages`` (every chunk a version), and is kept in ``streams``;
 * Teams' per-conversation rate limits (7 sends per second, 8 per 2 s, 60 per 30 s, 1,800 per
   hour; posts, updates and deletes alike) answered with 429 ``TooManyRequests`` and a
   ``Retry-After``; ``time_scale`` runs that clock faster for tests (0.1: 60 per 3 s).
@@ -44,6 +56,12 @@ CARD = "application/vnd.microsoft.card.adaptive"
 RATE_LIMITS = [(7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0)]  # per conversation (rate-limit page)
 MESSAGE_LIMIT = 28_000
 PAYLOAD_LIMIT = 262_144
+STREAM_CAP = 120.0  # seconds: Teams ends every stream 2 minutes after it began
+INFORMATIVE_LIMIT = 1_000
+CANCELLED = "Content stream was cancelled by user."
+TIMED_OUT = "Content stream finished due to exceeded streaming time."
+COMPLETED = "Content stream is not allowed on an already completed streamed message."
+NOT_ALLOWED = "Content stream is not allowed"
 
 
 @dataclass
@@ -96,6 +114,35 @@ class TeamsMessage:
 
 
 @dataclass
+class FakeStream:
+    """One streamed reply as Teams saw it."""
+
+    id: str
+    conversation_id: str
+    started: float
+    chunks: list[dict[str, Any]] = field(default_factory=list)  # accepted chunk bodies, in order
+    sequence: int = 0
+    state: str = "streaming"  # → final, cancelled, timed_out
+    stop_pressed: bool = False
+
+    def of_type(self, stream_type: str) -> list[dict[str, Any]]:
+        return [c for c in self.chunks if _stream_info(c).get("streamType") == stream_type]
+
+    @property
+    def informative(self) -> list[str]:
+        return [c.get("text") or "" for c in self.of_type("informative")]
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.get("text") or "" for c in self.of_type("streaming")]
+
+    @property
+    def final(self) -> dict[str, Any] | None:
+        finals = self.of_type("final")
+        return finals[0] if finals else None
+
+
+@dataclass
 class _Failure:
     method: str
     status: int
@@ -111,7 +158,7 @@ class _Failure:
 
 class FakeConnector:
     def __init__(self, prefix: str = "/teams/amer/", *, message_limit: int | None = MESSAGE_LIMIT,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, stream_cap: float = STREAM_CAP) -> None:
         if not prefix.startswith("/") or not prefix.endswith("/"):
             raise ValueError("prefix must start and end with '/'")
         self.prefix = prefix
@@ -123,6 +170,9 @@ class FakeConnector:
         self.uploads: dict[str, bytes] = {}  # OneDrive: file name → bytes
         self.fail_uploads = 0
         self._failures: deque[_Failure] = deque()
+        self.stream_cap = stream_cap  # Teams ends a stream this many seconds after it began
+        self.streams: dict[str, FakeStream] = {}
+        self.violations: list[str] = []  # protocol breaches Teams answers without an error
         self._next_id = 1_800_000_000_000
         self._cond = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -162,6 +212,24 @@ class FakeConnector:
                                            None if retry_after is None else str(retry_after),
                                            code or default_code, message or default_code,
                                            matching))
+
+    def press_stop(self, conversation_id: str) -> FakeStream:
+        """The user presses Teams' Stop on the chat's open stream: the bot hears nothing now; its
+        next chunk is answered 403 "cancelled by user"."""
+        stream = self.open_stream(conversation_id)
+        if stream is None:
+            raise AssertionError(f"no open stream in {conversation_id}")
+        stream.stop_pressed = True
+        return stream
+
+    def open_stream(self, conversation_id: str) -> FakeStream | None:
+        for stream in self.streams.values():
+            if stream.conversation_id == conversation_id and self._stream_state(stream) == "streaming":
+                return stream
+        return None
+
+    def streams_in(self, conversation_id: str) -> list[FakeStream]:
+        return [s for s in self.streams.values() if s.conversation_id == conversation_id]
 
     def upload_url(self, name: str) -> str:
         """Where Teams' ``uploadInfo.uploadUrl`` would point for ``name`` (an upload session)."""
@@ -239,6 +307,10 @@ class FakeConnector:
         refused = _ai_metadata_problem(call.body)
         if refused:
             return _error(400, "BadArgument", refused)
+        infos = [e for e in call.body.get("entities") or []
+                 if isinstance(e, dict) and e.get("type") == "streaminfo"]
+        if call.method == "POST" and infos:
+            return self._stream_chunk(call, infos)
         if call.method == "POST":
             return self._post(call)
         if call.method == "PUT":
@@ -261,8 +333,90 @@ class FakeConnector:
         message = self.messages.get(call.activity_id or "")
         if message is None or message.conversation_id != call.conversation_id or message.deleted:
             return _error(404, "NotFound", "The activity was not found in the conversation")
+        stream = self.streams.get(message.id)
+        if stream is not None and self._stream_state(stream) == "streaming":
+            return _error(403, "ContentStreamNotAllowed", NOT_ALLOWED)
         message.versions.append(call.body)
         return web.json_response({"id": message.id}, status=200)
+
+    # -- streaming --------------------------------------------------------------------------
+    def _stream_state(self, stream: FakeStream) -> str:
+        if stream.state == "streaming" and time.monotonic() - stream.started > self.stream_cap:
+            stream.state = "timed_out"
+        return stream.state
+
+    def _stream_chunk(self, call: ConnectorCall, infos: list[dict[str, Any]]) -> web.Response:
+        body = call.body
+        if not call.conversation_id.startswith("a:"):  # Teams streams in 1:1 chats only
+            return _error(400, "BadArgument", "BadArgument: streaming api is not enabled")
+        if len(infos) != 1:
+            return _error(400, "BadArgument", "Exactly one streaminfo entity is allowed")
+        info = infos[0]
+        kind = info.get("streamType")
+        sequence = info.get("streamSequence")
+        stream_id = info.get("streamId") or None
+        if body["type"] == "typing":
+            if kind not in ("informative", "streaming"):
+                return _error(400, "BadArgument", f"streamType {kind!r} is not valid on typing")
+            if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
+                return _error(400, "BadArgument", "streamSequence must be a positive integer")
+            if body.get("attachments") or _ai_entities(body) or _feedback(body):
+                return _error(400, "BadArgument", "attachments, AI label and feedback go on the "
+                                                  "final message only")
+            if kind == "informative" and len(body.get("text") or "") > INFORMATIVE_LIMIT:
+                return _error(400, "BadArgument", "Informative message exceeds 1000 characters")
+        elif body["type"] == "message":
+            if kind != "final":
+                return _error(400, "BadArgument", "A streamed message must be streamType final")
+            if sequence is not None:
+                return _error(400, "BadArgument", "streamSequence must not be set on final")
+            if not stream_id:
+                return _error(400, "BadArgument", "streamId is required on the final message")
+            if not body.get("text") and not body.get("attachments"):
+                return _error(400, "BadArgument", "The final message needs text or attachments")
+        else:
+            return _error(400, "BadArgument", "Stream chunks are typing or message activities")
+
+        if stream_id is None:  # a new stream
+            if sequence != 1:
+                return _error(400, "BadArgument", "A stream starts with streamSequence 1")
+            if self.open_stream(call.conversation_id) is not None:
+                return _error(403, "ContentStreamNotAllowed", NOT_ALLOWED)
+            stream = FakeStream(self._new_id(), call.conversation_id, call.at, [body], 1)
+            self.streams[stream.id] = stream
+            self.messages[stream.id] = TeamsMessage(stream.id, call.conversation_id,
+                                                    body.get("replyToId") or call.activity_id, [body])
+            return web.json_response({"id": stream.id}, status=201)
+
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.conversation_id != call.conversation_id:
+            return _error(400, "BadArgument", f"Unknown streamId {stream_id}")
+        state = self._stream_state(stream)
+        if state == "streaming" and stream.stop_pressed:
+            stream.state = "cancelled"
+            return _error(403, "ContentStreamNotAllowed", CANCELLED)
+        if state == "timed_out":
+            return _error(403, "ContentStreamNotAllowed", TIMED_OUT)
+        if state != "streaming":
+            return _error(403, "ContentStreamNotAllowed", COMPLETED)
+        if body["type"] == "typing":
+            if sequence <= stream.sequence:
+                self.violations.append(f"stream {stream.id}: sequence {sequence} after "
+                                       f"{stream.sequence}")
+                return web.json_response({"error": {
+                    "code": "ContentStreamSequenceOrderPreConditionFailed",
+                    "message": "Out of order chunk dropped"}}, status=202)
+            previous = stream.texts[-1] if stream.texts else ""
+            if kind == "streaming" and not (body.get("text") or "").startswith(previous):
+                return _error(400, "BadArgument", "Streamed text must contain the previous text")
+            if kind == "informative" and stream.texts:
+                self.violations.append(f"stream {stream.id}: informative after streamed text")
+            stream.sequence = sequence
+        else:
+            stream.state = "final"
+        stream.chunks.append(body)
+        self.messages[stream.id].versions.append(body)
+        return web.json_response({"id": stream.id}, status=202)
 
     def _too_big(self, body: dict[str, Any], raw: bytes) -> str:
         if len(raw) > PAYLOAD_LIMIT:
@@ -327,6 +481,21 @@ def _without_images(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_images(v) for v in node]
     return node
+
+
+def _stream_info(body: dict[str, Any]) -> dict[str, Any]:
+    return next((e for e in body.get("entities") or []
+                 if isinstance(e, dict) and e.get("type") == "streaminfo"), {})
+
+
+def _ai_entities(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in body.get("entities") or []
+            if isinstance(e, dict) and e.get("@type") == "Message"]
+
+
+def _feedback(body: dict[str, Any]) -> bool:
+    data = body.get("channelData") or {}
+    return isinstance(data, dict) and ("feedbackLoop" in data or "feedbackLoopEnabled" in data)
 
 
 def _ai_metadata_problem(body: dict[str, Any]) -> str:

@@ -53,6 +53,7 @@ def teams_settings(tmp_path: Any, **overrides: Any) -> Settings:
         TEAMS_BUDGET_WINDOW=30 * TIME_SCALE,
         RUN_TIMEOUT=20.0, STOP_GRACE=2.0, CHART_SCALE=1.0, CHART_WAIT=30.0,
         CHART_WORKERS=0,  # charts in-process: a worker process costs ~1 s to start per service
+        TEAMS_STREAMING=False,  # these tests are about the card path; streaming tests turn it on
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -177,6 +178,7 @@ class TeamsBot:
 async def fake_connector() -> AsyncIterator[FakeConnector]:
     async with FakeConnector(prefix="/teams/amer/", time_scale=TIME_SCALE) as fake:
         yield fake
+    assert not fake.violations, fake.violations  # what Teams would drop without an error
 
 
 StartTeams = Callable[..., Any]
@@ -187,9 +189,14 @@ async def start_teams(tmp_path: Any, fake_connector: FakeConnector) -> AsyncIter
     """``await start_teams(**settings)`` → a running TeamsBot; all are closed at the end."""
     started: list[TestClient] = []
 
-    async def start(backend: BackendHarness | None = None, **overrides: Any) -> TeamsBot:
+    async def start(backend: BackendHarness | None = None, *, own: Any = None,
+                    **overrides: Any) -> TeamsBot:
+        """``own``: a backend object of our own protocol (tests/integration/own_backend.py)."""
         values = {**(backend.settings() if backend else {}), **overrides}
-        service = Service(teams_settings(tmp_path, **values))
+        if own is not None:  # the configured backend is never used: any valid one will do
+            values = {"BACKEND": "wren", "WREN_BASE_URL": "http://unused",
+                      "WREN_API_KEY": "psk-unused", **values}
+        service = Service(teams_settings(tmp_path, **values), backend=own)
         client = TestClient(TestServer(service.web_app()))
         await client.start_server()
         started.append(client)

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     SLACK_POST_INTERVAL: float = 1.1  # seconds between posts in one channel (Slack: ~1/s)
     SLACK_STATUS_INTERVAL: float = 1.0  # seconds between status-line changes in one thread
     SLACK_STATUS_AFTER: float = 3.0  # show progress as a status line once edits are this sparse
+    # questions offered when someone opens the Messages tab (a JSON list), before their own
+    SLACK_SUGGESTED_PROMPTS: list[str] = Field(default_factory=list)
     SLACK_STREAM_MAX_AGE: float = 240.0  # stop a stream this old ourselves (Slack ends them ~300 s)
     SLACK_STREAM_RESERVE: int = 4  # Tier 2 calls a minute kept for other streams' stopStream
     SLACK_INTAKE_WORKERS: int = 4  # events handed to Bolt at once after their ack

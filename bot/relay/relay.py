@@ -87,12 +87,14 @@ class Relay:
                 self.backend.name, question.text, question.asker)
             if recorded is None:
                 return None
-            _, record = recorded
+            conv, record = recorded
         else:
             conv = await self.repo.ensure_conversation(ref.platform, ref.workspace, ref.channel,
                                                        ref.thread, self.backend.name)
             record = await self.repo.create_run(conv, question.text, question.asker)
-        sink = self._platforms[ref.platform].for_question(ref, question.asker)
+        # a question that opens the thread's conversation names it (Slack's agent session title)
+        title = question.text if conv.session_id is None else ""
+        sink = self._platforms[ref.platform].for_question(ref, question.asker, title=title)
         live = LiveRun(run_id=record.id, ref=ref, asker=question.asker, question=question.text,
                        sink=sink, language=question.language,
                        language_lookup=asyncio.create_task(question.language_lookup(),

@@ -51,7 +51,9 @@ class ReplySink(Protocol):
 class SinkFactory(Protocol):
     """Builds sinks for one platform (registered with the relay under the platform name)."""
 
-    def for_question(self, ref: ThreadRef, asker: str) -> ReplySink:
+    def for_question(self, ref: ThreadRef, asker: str, *, title: str = "") -> ReplySink:
+        """A sink for a new run. ``title``: the question, when it opens the thread's
+        conversation (a platform may name the thread after it); empty for follow-ups."""
         ...
 
     def for_existing_reply(self, ref: ThreadRef, asker: str, reply_channel: str,

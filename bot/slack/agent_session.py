@@ -42,7 +42,8 @@ class Refusals:
 
 class AgentSession:
     def __init__(self, client: AsyncWebClient, workspace: str, channel: str, thread_ts: str,
-                 tasks: BackgroundTasks, refusals: Refusals) -> None:
+                 tasks: BackgroundTasks, refusals: Refusals, *, title: str = "",
+                 initiator: str = "") -> None:
         self._client = client
         self._workspace = workspace
         self._refusals = refusals
@@ -53,6 +54,19 @@ class AgentSession:
         self._sent: str | None = None
         self._worker: asyncio.Task[None] | None = None
         self._disabled = False
+        self._title = _title(title)  # sent once, with the call that opens the session
+        self._initiator = initiator
+
+    @property
+    def opened(self) -> bool:
+        """The session was moved to ``processing`` (so it must be moved out of it again)."""
+        return self._sent is not None
+
+    def settled(self, status: str) -> None:
+        """``status`` reached Slack another way (``chat.stopStream``'s ``session_status``)."""
+        self._sent = status
+        if self._wanted is None or self._wanted == status:
+            self._wanted = status
 
     def want(self, status: str) -> None:
         if self._disabled or (self._sent is None and self._refusals.refused(self._workspace)):
@@ -67,9 +81,11 @@ class AgentSession:
             if self._sent is None and wanted == "active":
                 return  # no session was ever opened: nothing to move out of processing
             try:
+                opening = {"title": self._title or None,
+                           "initiator_user_id": self._initiator or None} if self._sent is None else {}
                 with call_options(Priority.HOUSEKEEPING, retries=1):
                     await self._client.agents_sessions_setStatus(
-                        channel_id=self._channel, thread_ts=self._thread, status=wanted)
+                        channel_id=self._channel, thread_ts=self._thread, status=wanted, **opening)
             except SlackApiError as exc:
                 if exc.response.status_code == 429:
                     continue  # the limiter holds the method for Retry-After; try the newest again
@@ -82,3 +98,9 @@ class AgentSession:
                 self._disabled = True
                 return
             self._sent = wanted
+
+
+def _title(question: str) -> str:
+    """A session title from the question that opened the thread: one line, 1-200 characters."""
+    line = " ".join(question.split())
+    return line if len(line) <= 200 else line[:199] + "…"

@@ -21,6 +21,7 @@ class SlackDeps:
     repo: Repository
     metrics: Metrics
     locales: UserLocales = field(default_factory=UserLocales)
+    prompt_examples: list[str] = field(default_factory=list)  # SLACK_SUGGESTED_PROMPTS
 
 
 def strip_mentions(text: str) -> str:

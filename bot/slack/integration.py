@@ -33,8 +33,9 @@ class SlackIntegration:
         # connection — a TLS handshake with Slack — for each call
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.client = build_client(settings, metrics, session=self._session)
-        self.app = build_app(settings, SlackDeps(relay=relay, repo=repo, metrics=metrics),
-                             self.client)
+        deps = SlackDeps(relay=relay, repo=repo, metrics=metrics,
+                         prompt_examples=list(settings.SLACK_SUGGESTED_PROMPTS))
+        self.app = build_app(settings, deps, self.client)
         self.sinks = sink_factory(settings, self.client)
         self.first_sign = FirstSign(self.client, self.sinks.tasks)
         self.sinks.first_sign = self.first_sign

@@ -54,7 +54,8 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
                  max_retries: int = 3, first_sign: FirstSign | None = None,
                  refusals: Refusals | None = None, table_styles: TableStyles | None = None,
                  reply_ts: str | None = None, run_id: str = "",
-                 stream: SlackStream | None = None, stream_budget: StreamBudget | None = None) -> None:
+                 stream: SlackStream | None = None, stream_budget: StreamBudget | None = None,
+                 session: dict[str, str] | None = None) -> None:
         super().__init__(scheduler=scheduler, scope=Scope(ref.workspace, ref.channel, ref.thread),
                          tasks=tasks, timing=timing, reply_id=reply_ts, run_id=run_id)
         self.client = client.for_workspace(ref.workspace)
@@ -64,7 +65,7 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self.first_sign = first_sign
         self.status = ThreadStatus(self.client, ref.channel, ref.thread, tasks)
         self.session = AgentSession(self.client, ref.workspace, ref.channel, ref.thread, tasks,
-                                    refusals or Refusals())
+                                    refusals or Refusals(), **(session or {}))
         self.table_styles = table_styles or TableStyles()
         self._replies: list[tuple[TableStyle | None, FinalReply]] = []
         self._reply: FinalReply | None = None
@@ -156,9 +157,13 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         if stream is None or not stream.live:
             self._leave_stream()
             return
+        # at the end of a run the stop also moves an opened agent session out of "processing"
+        status = "active" if answer.outcome.finished and self.session.opened else None
         try:
             with call_options(Priority.FINAL, retries=1, wait=self._timing.final_edit_wait):
-                await stream.stop(answer)
+                await stream.stop(answer, session_status=status)
+            if status is not None:
+                self.session.settled(status)
         except StreamEnded:
             pass
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError,
@@ -311,25 +316,28 @@ class SlackSinkFactory:
         self.table_styles = TableStyles()  # the table style each workspace takes
         self.tasks = BackgroundTasks()
 
-    def for_question(self, ref: ThreadRef, asker: str) -> SlackReplySink:
+    def for_question(self, ref: ThreadRef, asker: str, *, title: str = "") -> SlackReplySink:
+        session = {"title": title, "initiator": asker}
         if not self.streaming:
-            return self._sink(ref)
+            return self._sink(ref, session=session)
         # In channels Slack requires the asker as the stream's recipient (DMs ignore it).
         stream = SlackStream(self.client.for_workspace(ref.workspace), ref.channel, ref.thread,
                              recipient_user=asker, recipient_team=ref.workspace,
                              max_age=self.stream_max_age)
-        return self._sink(ref, stream=stream)
+        return self._sink(ref, stream=stream, session=session)
 
     def for_existing_reply(self, ref: ThreadRef, asker: str, reply_channel: str, reply_id: str,
                            run_id: str) -> SlackReplySink:
         return self._sink(ref, reply_ts=reply_id, run_id=run_id)
 
-    def _sink(self, ref: ThreadRef, *, stream: SlackStream | None = None, **kw: str) -> SlackReplySink:
+    def _sink(self, ref: ThreadRef, *, stream: SlackStream | None = None,
+              session: dict[str, str] | None = None, **kw: str) -> SlackReplySink:
         return SlackReplySink(self.client, ref, scheduler=self.scheduler, tasks=self.tasks,
                               timing=self.timing, status_after=self.status_after,
                               max_retries=self.max_retries, first_sign=self.first_sign,
                               refusals=self.refusals, table_styles=self.table_styles,
-                              stream=stream, stream_budget=self.stream_budget, **kw)
+                              stream=stream, stream_budget=self.stream_budget,
+                              session=session or {}, **kw)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()

@@ -21,6 +21,7 @@ Stop) — the sink then carries on with ``chat.update`` of the same message.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable
 
@@ -76,10 +77,15 @@ class SlackStream:
         """Send what changed since the last call; False when nothing had."""
         return await self._send(answer, self.client.chat_appendStream)
 
-    async def stop(self, answer: Answer) -> None:
-        """Close the stream with the tasks' last states (the text so far stays)."""
+    async def stop(self, answer: Answer, *, session_status: str | None = None) -> None:
+        """Close the stream with the tasks' last states (the text so far stays);
+        ``session_status`` moves the thread's agent session too (``active`` at the end, so its
+        native Stop button goes away without an ``agents.sessions.setStatus`` call)."""
+        method = self.client.chat_stopStream
+        if session_status:
+            method = functools.partial(method, session_status=session_status)
         try:
-            await self._send(answer, self.client.chat_stopStream, always=True)
+            await self._send(answer, method, always=True)
         finally:
             self.live = False
 

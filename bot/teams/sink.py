@@ -247,7 +247,7 @@ class TeamsSinkFactory:
         self._restored = restored
         self._intros = intros
 
-    def for_question(self, ref: ThreadRef, asker: str) -> TeamsReplySink:
+    def for_question(self, ref: ThreadRef, asker: str, *, title: str = "") -> TeamsReplySink:
         target = self._targets(ref)
         kwargs: dict[str, Any] = dict(tasks=self.tasks, timing=self.timing, names=self.names,
                                       intro=self._intros(ref), pages=self.pages, files=self.files)

@@ -77,6 +77,7 @@ STREAM_TASKS = 50  # task cards in one plan (streamed or as a block)
 TASK_FIELD = 256  # characters of a task's title, details or output (agent-progress guidance)
 TASK_STATUSES = {"pending", "in_progress", "complete", "error"}
 CHUNK_TYPES = {"markdown_text", "task_update", "plan_update", "blocks"}
+SESSION_STATUSES = ("processing", "active", "suspended", "closed")
 MESSAGE_TEXT = 12_000  # characters of block text in one message (msg_blocks_too_long)
 TABLE_CELLS = 10_000  # characters across one message's table cells
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
@@ -632,6 +633,8 @@ class FakeSlack:
             msg.blocks = blocks
         if args.get("metadata") is not None:
             msg.metadata = _as_json(args.get("metadata"))
+        if args.get("session_status") and args["session_status"] not in SESSION_STATUSES:
+            raise _Fail("invalid_arguments")
         msg.streaming = False
         if args.get("session_status"):
             self.agent_sessions[(msg.channel, msg.thread_ts)].append(
@@ -657,7 +660,9 @@ class FakeSlack:
 
     def _set_prompts(self, args: dict[str, Any]) -> dict[str, Any]:
         prompts = _as_json(args.get("prompts")) or []
-        if len(prompts) > 4:
+        _required(args, "channel_id")
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4 or not all(
+                isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
             raise _Fail("invalid_arguments")
         self.suggested_prompts.append(dict(args, prompts=prompts))
         return {}
@@ -665,8 +670,10 @@ class FakeSlack:
     def _session_status(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = _required(args, "channel_id")
         status = _required(args, "status")
-        if status not in ("processing", "active", "suspended", "closed"):
+        if status not in SESSION_STATUSES:
             raise _Fail("invalid_arguments")
+        if args.get("title") is not None and not 1 <= len(str(args["title"])) <= 200:
+            raise _Fail("invalid_arguments")  # agents.sessions.rename: a title of 1-200 characters
         entry = {k: args[k] for k in ("status", "title", "initiator_user_id") if args.get(k)}
         self.agent_sessions[(channel, _opt_str(args.get("thread_ts")))].append(entry)
         return {}

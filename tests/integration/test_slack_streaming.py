@@ -225,3 +225,81 @@ async def test_a_long_streamed_answer_continues_in_further_messages(
     for i in range(24):
         assert f"Part {i} says" in shown
 
+
+
+async def test_the_session_is_named_after_the_opening_question_and_the_stop_settles_it(
+        start_bot: Any, backend: BackendHarness) -> None:
+    bot = await start_bot(**STREAMING, **backend.settings())
+    sessions = bot.slack.agent_sessions
+    release, event, ts = await _held_stream(bot, backend)
+    await bot.slack.wait_for(lambda: bool(sessions[(CHANNEL, event["ts"])]))
+    assert sessions[(CHANNEL, event["ts"])] == [
+        {"status": "processing", "title": "a long analysis", "initiator_user_id": USER}]
+    release.set()
+    await bot.wait_finished(event["ts"])
+    await bot.settled()
+    # the stream's stop moved the session back to active: no setStatus call for it
+    [stop] = bot.slack.calls_to("chat.stopStream")
+    assert stop.args.get("session_status") == "active"
+    assert [s["status"] for s in sessions[(CHANNEL, event["ts"])]] == ["processing", "active"]
+    assert len(bot.slack.calls_to("agents.sessions.setStatus")) == 1
+
+    # a follow-up in the thread does not rename the session
+    release = backend.hold()
+    await bot.message("and by month?", thread_ts=event["ts"])
+    await backend.wait_asked(2)
+
+    def openings() -> list[dict[str, Any]]:
+        return [c.args for c in bot.slack.calls_to("agents.sessions.setStatus")
+                if c.args.get("status") == "processing"]
+
+    await bot.slack.wait_for(lambda: len(openings()) == 2)
+    assert "title" not in openings()[1]
+    release.set()
+    await bot.wait_finished(event["ts"], count=2)
+
+
+async def test_opening_the_messages_tab_suggests_examples_then_the_askers_answered_questions(
+        start_bot: Any, fake_wren: Any) -> None:
+    from tests.integration.backends import WrenHarness
+    backend = WrenHarness(fake_wren)
+    bot = await start_bot(SLACK_SUGGESTED_PROMPTS=["Revenue by region last quarter?"],
+                          **backend.settings())
+    mine = await bot.mention("Which states pay the most?")
+    await bot.wait_finished(mine["ts"])
+    theirs = await bot.mention("A colleague's private question", user="U0OTHER01")
+    await bot.wait_finished(theirs["ts"])
+    await bot.send_event({"type": "app_home_opened", "user": USER, "channel": "D0123456789",
+                          "tab": "messages", "event_ts": "1.1"}, event_id="EvMessagesTab")
+    await bot.slack.wait_for(lambda: bool(bot.slack.suggested_prompts))
+    [call] = bot.slack.suggested_prompts
+    assert call["channel_id"] == "D0123456789" and "thread_ts" not in call  # agent view: no thread
+    assert [p["message"] for p in call["prompts"]] == [
+        "Revenue by region last quarter?", "Which states pay the most?"]  # never others' questions
+    assert all(len(p["title"]) <= 40 for p in call["prompts"])
+    assert USER not in bot.slack.home_views  # the Messages tab is not the Home tab
+
+
+async def test_clickzetta_items_tick_off_one_after_another(start_bot: Any, fake_clickzetta: Any) -> None:
+    from tests.integration.backends import ClickZettaHarness
+    backend = ClickZettaHarness(fake_clickzetta)
+    bot = await start_bot(**STREAMING, **backend.settings())
+    fake_clickzetta.hold(at_step=3)  # notify, knowledge, metric shown; SQL and summary to come
+    event = await bot.mention("Transaction amount by district?")
+    await bot.slack.wait_for(lambda: bool(bot.slack.calls_to("chat.startStream")))
+    ts = str(bot.slack.calls_to("chat.startStream")[0].response["ts"])
+
+    def metric_running() -> bool:
+        message = bot.slack.message(CHANNEL, ts)
+        tasks = list(message.tasks.values()) if message else []
+        return len(tasks) == 2 and [t["status"] for t in tasks] == ["complete", "in_progress"]
+
+    await bot.slack.wait_for(metric_running)  # knowledge done, the metric is the newest work
+    fake_clickzetta.release()
+    [answer] = await bot.wait_finished(event["ts"])
+    assert answer.outcome.value == "done"
+    history = _task_history(bot, ts)
+    metric = list(history)[1]
+    assert history[metric] == ["in_progress", "complete"]  # it ticked off once later work began
+    assert all(t["status"] == "complete" for t in bot.slack.message(CHANNEL, ts).tasks.values())
+    assert len(history) >= 4  # knowledge, metric, SQL, chart, answer

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.relay import Question, ThreadRef
 from bot.slack.deps import HELP_TEXT, PLATFORM, SlackDeps, is_stop, strip_mentions
 from bot.slack.home import publish_home
+from bot.slack.prompts import suggest_prompts
 from bot.slack.listeners.stopping import MESSAGES, stop_run, tell
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext,
                              client: AsyncWebClient) -> None:
-        if event.get("tab", "home") != "home":
+        tab = event.get("tab", "home")
+        if tab == "messages" and event.get("channel"):
+            await suggest_prompts(deps, client, context.team_id or "", event["user"], event["channel"])
+        if tab != "home":
             return
         await publish_home(deps, client, context.team_id or "", event["user"])
 

@@ -54,6 +54,9 @@ MAX_SUGGESTIONS = 3
 class SlackMessage:
     text: str
     blocks: list[Block] = field(default_factory=list)
+    #: this message is the end of the reply's stream: its text was streamed already, and the
+    #: blocks go with ``chat.stopStream`` (Slack shows them below the streamed text)
+    finishes_stream: bool = False
 
 
 @dataclass
@@ -166,21 +169,23 @@ def _progress_table(part: TablePart) -> list[Block]:
 
 
 def _body_blocks(answer: Answer, run_id: str, style: TableStyle, attachments: list[Attachment],
-                 *, running: bool) -> list[Block]:
+                 *, running: bool, streamed: bool = False) -> list[Block]:
+    """``streamed``: the timeline and the text are in the message already (a stream)."""
     blocks: list[Block] = []
     tasks = timeline(answer)
     # While running, the timeline is the progress; at the end it stays only for a backend that
     # narrates its steps (what ClickZetta and TextQL did is the answer's own content below).
-    if tasks and (running or any(isinstance(p, StepPart) for p in answer.parts)):
+    if tasks and not streamed and (running or any(isinstance(p, StepPart) for p in answer.parts)):
         blocks.append(plan_block(tasks, plan_title(tasks, stopped=answer.outcome is Outcome.STOPPED)))
-    for part in answer.parts:
+    for part in answer.parts if not streamed else ():  # streamed: the timeline names them
         if isinstance(part, KnowledgePart) and part.entries:
             blocks.append(context(_knowledge_line(part)))
         elif isinstance(part, MetricPart):
             desc = f" — {mrkdwn_escape(part.description)}" if part.description else ""
             blocks.append(context(f":straight_ruler: Metric: *{mrkdwn_escape(part.name)}*{desc}"))
-    blocks += _text_blocks(answer, TableStyle.MONOSPACE if running else style,
-                           limit=2500 if running else None)
+    if not streamed:
+        blocks += _text_blocks(answer, TableStyle.MONOSPACE if running else style,
+                               limit=2500 if running else None)
     for part in answer.parts:
         if isinstance(part, TablePart):
             if running:
@@ -286,12 +291,29 @@ def _suggestion_blocks(answer: Answer) -> list[Block]:
     return [context("Ask next:"), actions(*buttons, block_id="suggestions")]
 
 
+def render_stream_final(answer: Answer, run_id: str, style: TableStyle) -> FinalReply | None:
+    """The end of a streamed reply: what goes below the streamed text (tables, SQL, charts'
+    notes, errors, then follow-ups and feedback unless files come first) — or None when that
+    cannot be one message beside the text, or the text holds Markdown tables (which only the
+    rendered answer shows as tables): the stream is then stopped and the message replaced."""
+    if any(isinstance(piece, MarkdownTable) for piece in split_tables(answer.text)):
+        return None
+    reply = render_final(answer, run_id, style, streamed=True)
+    if len(reply.messages) != 1:
+        return None
+    first = reply.messages[0]
+    if len(answer.text) + sum(text_size(b) for b in first.blocks) > MESSAGE_TEXT:
+        return None
+    first.finishes_stream = True
+    return reply
+
+
 def render_final(answer: Answer, run_id: str,
-                 style: TableStyle = TableStyle.DATA_TABLE) -> FinalReply:
+                 style: TableStyle = TableStyle.DATA_TABLE, *, streamed: bool = False) -> FinalReply:
     """The finished reply, packed into as many messages as Slack's limits require."""
     attachments: list[Attachment] = []
-    body = _body_blocks(answer, run_id, style, attachments, running=False)
-    if not body and answer.outcome is Outcome.DONE:
+    body = _body_blocks(answer, run_id, style, attachments, running=False, streamed=streamed)
+    if not body and answer.outcome is Outcome.DONE and not (streamed and answer.text):
         body = sections("The analysis finished without an answer text.")
     attachments += chart_attachments(answer.charts)
     trailer = _trailer(answer, run_id)

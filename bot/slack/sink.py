@@ -28,7 +28,7 @@ from bot.slack.client import ScheduledWebClient
 from bot.slack.first_sign import FirstSign
 from bot.slack.render import (
     Attachment, FinalReply, SlackMessage, chart_attachments, charts_drawing, plain_fallback,
-    render_final, render_progress, retired_pointer,
+    render_final, render_progress, render_stream_final, retired_pointer,
 )
 from bot.slack.tables import TableStyle
 from bot.slack.status import ThreadStatus
@@ -73,6 +73,8 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self.stream = stream  # native streaming, when on for this reply (see _post_placeholder)
         self.stream_budget = stream_budget
         self._streaming = False  # holding a place in the stream budget
+        self._native: FinalReply | None = None  # the answer as the end of its stream
+        self._final: Answer | None = None
 
     @property
     def channel(self) -> str:
@@ -141,8 +143,30 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         return await super()._progress(answer)
 
     async def _deliver(self, answer: Answer) -> Receipt:
-        await self._end_stream(answer)
+        """A live stream is finished natively when the answer allows it (the first rendering
+        tried is then ``chat.stopStream`` with the blocks below the streamed text); otherwise
+        it is stopped first and the message replaced like a placeholder."""
+        self._final = answer  # (_final_variants decides, and stops the stream if not)
         return await super()._deliver(answer)
+
+    async def _finish_stream(self, message: SlackMessage) -> None:
+        """The answer's first message as the end of its stream. Any failure is a refusal, so
+        the next rendering replaces the message instead — after the stream was stopped."""
+        stream, answer = self.stream, self._final
+        assert stream is not None and answer is not None
+        status = "active" if self.session.opened else None
+        try:
+            with call_options(Priority.FINAL, retries=1, wait=self._timing.final_edit_wait):
+                await stream.stop(answer, session_status=status, blocks=message.blocks)
+        except (StreamEnded, SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError,
+                SlotTimeout) as exc:
+            log.info("run %s: the stream could not carry the answer (%s); replacing the message",
+                     self.run_id, exc)
+            await self._end_stream(answer)
+            raise Rejected(f"the stream could not carry the answer: {exc}", "stream") from exc
+        if status is not None:
+            self.session.settled(status)
+        self._leave_stream()
 
     async def detach(self) -> None:
         await super().detach()
@@ -218,15 +242,29 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         """Rich renderings from the workspace's best table style down to monospace tables, then
         plain text (which still gets the files)."""
         self._replies = []
+        self._native = None
         style: TableStyle | None = self.table_styles.best(self.ref.workspace)
+        if self.stream is not None and self.stream.can_finish(answer):
+            self._native = render_stream_final(answer, self.run_id, style)
+        if self._native is None:
+            await self._end_stream(answer)  # the message is replaced: it must stop streaming
         while style is not None:
             self._replies.append((style, render_final(answer, self.run_id, style)))
             style = style.plainer()
         files = self._replies[-1][1].attachments if self._replies else []
         self._replies.append((None, FinalReply(plain_fallback(answer, self.run_id), files)))
-        return [reply.messages for _, reply in self._replies]
+        native = [self._native.messages] if self._native is not None else []
+        return native + [reply.messages for _, reply in self._replies]
 
     def _chose_variant(self, index: int) -> None:
+        if self._native is not None:
+            if index == 0:
+                self._reply = self._native
+                return
+            index -= 1
+            if index == 0:  # the stream refused, not the workspace: nothing to remember
+                self._reply = self._replies[0][1]
+                return
         style, self._reply = self._replies[index]
         if index == 0 or style is None:
             return
@@ -250,6 +288,9 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
 
     async def _edit(self, message_id: str, message: SlackMessage, *, priority: Priority,
                     wait: float | None = None, retries: int = 3, grant: float | None = None) -> None:
+        if message.finishes_stream:
+            await self._finish_stream(message)
+            return
         with call_options(priority, wait=wait, retries=retries, grant=grant):
             try:
                 await self.client.chat_update(channel=self.ref.channel, ts=message_id,

@@ -77,17 +77,28 @@ class SlackStream:
         """Send what changed since the last call; False when nothing had."""
         return await self._send(answer, self.client.chat_appendStream)
 
-    async def stop(self, answer: Answer, *, session_status: str | None = None) -> None:
+    def can_finish(self, answer: Answer) -> bool:
+        """Whether the stop can carry the rest of the answer's text: the stream is live, young
+        enough, and showed a beginning of this very text, the rest fitting one call."""
+        text = answer.text
+        return (self.live and not self.too_old() and text.startswith(self._text)
+                and len(text) - len(self._text) <= MARKDOWN_PER_CALL)
+
+    async def stop(self, answer: Answer, *, session_status: str | None = None,
+                   blocks: list[dict[str, Any]] | None = None) -> None:
         """Close the stream with the tasks' last states (the text so far stays);
         ``session_status`` moves the thread's agent session too (``active`` at the end, so its
-        native Stop button goes away without an ``agents.sessions.setStatus`` call)."""
-        method = self.client.chat_stopStream
+        native Stop button goes away without an ``agents.sessions.setStatus`` call); ``blocks``
+        are shown below the streamed text (the answer's tables, SQL, feedback)."""
+        extra: dict[str, Any] = {}
         if session_status:
-            method = functools.partial(method, session_status=session_status)
-        try:
-            await self._send(answer, method, always=True)
-        finally:
-            self.live = False
+            extra["session_status"] = session_status
+        if blocks:
+            extra["blocks"] = blocks
+        method = functools.partial(self.client.chat_stopStream, **extra) if extra \
+            else self.client.chat_stopStream
+        await self._send(answer, method, always=True)  # StreamEnded: Slack had ended it
+        self.live = False  # (any other failure leaves it open: the caller may stop it plainly)
 
     async def _send(self, answer: Answer, method: Any, *, always: bool = False) -> bool:
         if not self.live or self.ts is None:

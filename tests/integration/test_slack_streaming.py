@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.answer import PartKind
 from bot.delivery.timeline import timeline
 from tests.fakes.slack import FakeSlack
 from tests.integration.backends import BackendHarness
@@ -77,14 +78,19 @@ async def test_steps_stream_as_tasks_then_the_message_becomes_the_answer(
     # the answer text streamed: what Slack showed is the answer's text, whole
     streamed = "".join(c.get("text", "") for c in message.chunks if c.get("type") == "markdown_text")
     assert streamed and streamed == answer.text
-    # then the stream was stopped and the message replaced by the finished answer
+    # the stop finished the answer in place: what belongs below the text came with it, and the
+    # message was not replaced (no chat.update: the streamed text and timeline stay)
     [stop] = bot.slack.calls_to("chat.stopStream")
     assert stop.status == 200 and stop.response.get("ok") and stop.args["ts"] == ts
-    edits = [c for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == ts]
-    assert edits and edits[-1].at > stop.at
-    assert answer.text.split()[0] in blocks_text(message.blocks)
+    assert stop.args.get("blocks") and message.blocks == stop.args["blocks"]
+    assert not [c for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == ts]
+    assert message.text == answer.text and not message.streaming
+    below = blocks_text(message.blocks)
+    assert answer.text.split("\n")[0] not in below  # the text is not shown twice
+    if answer.of_kind(PartKind.SQL):
+        assert "SQL" in below
+    # follow-ups and feedback close the answer, after its files when it has any
     assert "feedback_buttons" in str([m.blocks for m in bot.bot_replies(event["ts"])])
-    assert not message.streaming
 
 
 async def test_streaming_off_posts_a_placeholder_with_the_timeline_as_blocks(
@@ -303,3 +309,33 @@ async def test_clickzetta_items_tick_off_one_after_another(start_bot: Any, fake_
     assert history[metric] == ["in_progress", "complete"]  # it ticked off once later work began
     assert all(t["status"] == "complete" for t in bot.slack.message(CHANNEL, ts).tasks.values())
     assert len(history) >= 4  # knowledge, metric, SQL, chart, answer
+
+
+async def test_a_stream_that_cannot_carry_the_answer_is_stopped_and_replaced(
+        start_bot: Any, backend: BackendHarness) -> None:
+    bot = await start_bot(**STREAMING, **backend.settings())
+    bot.slack.fail_next("chat.stopStream", error="invalid_blocks")  # the rich stop is refused
+    event, ts = await _streamed_question(bot, backend, "Which states pay the most?")
+    [answer] = await bot.wait_finished(event["ts"])
+    assert answer.outcome.value == "done"
+    stops = bot.slack.calls_to("chat.stopStream")
+    assert [bool(c.response.get("ok")) for c in stops] == [False, True]
+    assert "blocks" not in stops[1].args  # then stopped plainly…
+    message = bot.slack.message(CHANNEL, ts)
+    edits = [c for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == ts and c.response.get("ok")]
+    assert edits and edits[-1].at > stops[1].at  # …and replaced by the rendered answer, in place
+    assert bot.bot_replies(event["ts"])[0].ts == ts
+    assert answer.text.split()[0] in blocks_text(message.blocks)
+
+
+async def test_markdown_tables_in_the_text_get_the_rendered_answer(start_bot: Any, fake_wren: Any) -> None:
+    from tests.integration.backends import WrenHarness
+    backend = WrenHarness(fake_wren)
+    bot = await start_bot(**STREAMING, **backend.settings())
+    backend.answer_next("Top states:\n\n| state | revenue |\n|---|---|\n| SP | 120 |\n| RJ | 80 |")
+    event, ts = await _streamed_question(bot, backend, "Top states?")
+    await bot.wait_finished(event["ts"])
+    message = bot.slack.message(CHANNEL, ts)
+    # streamed as text, then replaced so the table is a real table
+    assert [c for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == ts]
+    assert any(b.get("type") in ("data_table", "table") for b in message.blocks)

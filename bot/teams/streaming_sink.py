@@ -35,11 +35,12 @@ from typing import Any, Awaitable, Callable
 
 from microsoft_agents.activity import Activity
 
-from adapters.answer import Answer, StatusPart, StepPart, TextPart
+from adapters.answer import Answer, StatusPart, TextPart
 from bot.delivery.errors import DeliveryError
 from bot.delivery.limiter import SlotTimeout
 from bot.delivery.priority import Priority
 from bot.delivery.reply import Receipt
+from bot.delivery.timeline import timeline
 from bot.teams.connector import ConnectorError
 from bot.teams.sink import TeamsReplySink
 from bot.teams.stream import (
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 StopRun = Callable[[str, str], Awaitable[Any]]  # (run id, who) → the card Stop button's path
 STARTING = "Working on it…"
+INFORMATIVE_LIMIT = 1000  # characters of one informative update (Teams)
 
 
 class TeamsStreamingSink(TeamsReplySink):
@@ -154,9 +156,11 @@ class TeamsStreamingSink(TeamsReplySink):
             await self.stream.repeat()
 
     def _pending(self, answer: Answer) -> list[str]:
-        """Informative lines not shown yet, in order: the status line, then each step."""
+        """Informative lines not shown yet, in order: the status line, then each task of the
+        agent's timeline (bot/delivery/timeline.py: Wren's stages, ClickZetta's items, TextQL's
+        blocks — the same tasks Slack shows)."""
         lines = [p.text for p in answer.parts if isinstance(p, StatusPart) and p.text.strip()]
-        lines += [p.title for p in answer.parts if isinstance(p, StepPart) and p.title.strip()]
+        lines += [task.title[:INFORMATIVE_LIMIT] for task in timeline(answer)]
         return [line for line in dict.fromkeys(lines) if line not in self._announced]
 
     async def _user_stopped(self, exc: StreamCancelled) -> None:

@@ -119,7 +119,10 @@ async def test_personal_answer_streams_steps_then_text_then_the_final_card(
     # informative updates: the status, then each step once, in order, before any text
     steps = [line for line in stream.informative if line in STEPS]
     assert steps == STEPS
-    assert len(set(stream.informative)) == len(stream.informative) or stream.texts  # heartbeats
+    # each line once (a heartbeat repeats the line just sent, nothing else)
+    collapsed = [line for i, line in enumerate(stream.informative)
+                 if i == 0 or line != stream.informative[i - 1]]
+    assert collapsed == list(dict.fromkeys(stream.informative))
     kinds = [info(c)["streamType"] for c in stream.chunks]
     assert kinds.index("streaming") > max(i for i, k in enumerate(kinds) if k == "informative")
     assert stream.texts[0] == FIRST and stream.texts[-1] == WHOLE  # cumulative
@@ -249,3 +252,20 @@ async def test_a_second_question_while_one_streams_waits_as_a_card(start_teams: 
     assert replies[1].card is not None and len(bot.connector.streams) == 1  # one stream per chat
     backend.open_all()
     await bot.wait_finished(PERSONAL, count=2)
+
+
+async def test_a_clickzetta_stream_announces_each_item_of_the_analysis(
+        start_teams: StartTeams, fake_clickzetta: Any) -> None:
+    from tests.integration.backends import ClickZettaHarness
+    backend = ClickZettaHarness(fake_clickzetta)
+    bot = await streaming_bot(start_teams, backend=backend)
+    fake_clickzetta.hold(at_step=3)  # knowledge and metric shown, the rest still to come
+    await bot.personal("Transaction amount by district?")
+    await wait_stream(bot, lambda s: any(line.startswith("Used the metric") for line in s.informative))
+    fake_clickzetta.release()
+    [answer] = await bot.wait_finished(PERSONAL)
+    assert answer.outcome is Outcome.DONE
+    [stream] = bot.connector.streams_in(PERSONAL)
+    # the same tasks Slack shows: what ClickZetta consulted and used, in that order
+    lines = [line for line in stream.informative if line.startswith(("Consulted", "Used the metric"))]
+    assert [line.split(" ")[0] for line in dict.fromkeys(lines)] == ["Consulted", "Used"]

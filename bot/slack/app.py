@@ -19,7 +19,7 @@ from bot.slack.intake import EventIntake
 from bot.slack.limits import slack_scheduler
 from bot.slack.listeners import register
 from bot.slack.middleware import ScheduledClientMiddleware
-from bot.slack.sink import SlackSinkFactory
+from bot.slack.sinks import SlackSinkFactory
 
 log = logging.getLogger(__name__)
 

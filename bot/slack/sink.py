@@ -5,6 +5,7 @@ means what (``_translate``), retiring a placeholder with whichever of ``chat.del
 ``chat.update`` has budget first, uploading charts and long SQL after the answer, and two kinds
 of progress that cost no ``chat.update`` budget — the thread's status line (``status.py``) while
 edits are sparse, and the agent session (``agent_session.py``) that gives Slack's native Stop.
+A streamed reply (``streaming_sink.py``) builds on this one; ``sinks.py`` picks which.
 Every call goes through the workspace's scheduler via :class:`~bot.slack.client.ScheduledWebClient`.
 """
 
@@ -19,7 +20,6 @@ from adapters.answer import Answer, ChartPart, StepPart
 from bot.delivery.errors import DeliveryError, Gone, Refused, Rejected, Unavailable
 from bot.delivery.priority import Priority, call_options
 from bot.delivery.reply import Receipt, ReplyLifecycle, Timing
-from bot.delivery.limiter import SlotTimeout
 from bot.delivery.scheduler import Scheduler, Scope, first_slot
 from bot.delivery.tasks import BackgroundTasks
 from bot.relay.thread import ThreadRef
@@ -28,12 +28,11 @@ from bot.slack.client import ScheduledWebClient
 from bot.slack.first_sign import FirstSign
 from bot.slack.render import (
     Attachment, FinalReply, SlackMessage, chart_attachments, charts_drawing, plain_fallback,
-    render_final, render_progress, render_stream_final, retired_pointer,
+    render_final, render_progress, retired_pointer,
 )
+from bot.slack.table_styles import TableStyles
 from bot.slack.tables import TableStyle
 from bot.slack.status import ThreadStatus
-from bot.slack.stream import SlackStream, StreamEnded
-from bot.slack.stream_budget import StreamBudget
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,6 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
                  max_retries: int = 3, first_sign: FirstSign | None = None,
                  refusals: Refusals | None = None, table_styles: TableStyles | None = None,
                  reply_ts: str | None = None, run_id: str = "",
-                 stream: SlackStream | None = None, stream_budget: StreamBudget | None = None,
                  session: dict[str, str] | None = None) -> None:
         super().__init__(scheduler=scheduler, scope=Scope(ref.workspace, ref.channel, ref.thread),
                          tasks=tasks, timing=timing, reply_id=reply_ts, run_id=run_id)
@@ -70,11 +68,6 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self._replies: list[tuple[TableStyle | None, FinalReply]] = []
         self._reply: FinalReply | None = None
         self._held: SlackMessage | None = None  # the trailer, waiting for charts still drawing
-        self.stream = stream  # native streaming, when on for this reply (see _post_placeholder)
-        self.stream_budget = stream_budget
-        self._streaming = False  # holding a place in the stream budget
-        self._native: FinalReply | None = None  # the answer as the end of its stream
-        self._final: Answer | None = None
 
     @property
     def channel(self) -> str:
@@ -89,117 +82,9 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self.session.want("processing")
 
     def _on_progress(self, answer: Answer) -> None:
-        if self.stream is not None and self.stream.live:
-            return  # the stream itself shows the step
         placeholder_waiting = self._placing is not None and not self._placing.done()
         if placeholder_waiting or self._interval() >= self.status_after:
             self.status.show(_step_text(answer))
-
-    # -- native streaming ----------------------------------------------------------------
-    async def _post_placeholder(self, answer: Answer, *, grant: float | None) -> str:
-        """Stream the reply when streaming is on and the workspace's Tier 2 budget allows it;
-        otherwise (or if Slack refuses the stream) post the placeholder."""
-        if self.stream is not None and self.stream_budget is not None \
-                and self.stream_budget.try_enter(self.scope):
-            self._streaming = True
-            posts = self._scheduler.limiter(self.POST_METHOD, self.scope)
-            try:
-                with call_options(Priority.PLACEHOLDER, retries=0, wait=self._timing.final_edit_wait):
-                    ts = await self.stream.start(answer)
-                self.status.posted()
-                return ts
-            except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError,
-                    SlotTimeout) as exc:
-                log.info("run %s: could not start a stream (%s); posting a placeholder",
-                         self.run_id, exc)
-                self._leave_stream()
-            finally:
-                if posts is not None and grant is not None:
-                    posts.completed(grant)  # the stream message took the channel's turn
-                    grant = None
-        return await super()._post_placeholder(answer, grant=grant)
-
-    async def _progress(self, answer: Answer) -> bool:
-        if self._placing is not None and not self._placing.done():
-            return True
-        stream = self.stream
-        if stream is not None and stream.live:
-            if stream.too_old():
-                await self._end_stream(answer)  # then chat.update, as without a stream
-            else:
-                try:
-                    with call_options(Priority.PROGRESS, retries=0):
-                        await stream.append(answer)
-                    return True
-                except SlotTimeout:
-                    return False  # the append budget is spent: try again later
-                except StreamEnded:
-                    log.info("run %s: Slack ended the stream; editing the message instead",
-                             self.run_id)
-                    self._leave_stream()
-                except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-                    log.info("run %s: a stream append failed: %s", self.run_id, exc)
-                    return False
-        return await super()._progress(answer)
-
-    async def _deliver(self, answer: Answer) -> Receipt:
-        """A live stream is finished natively when the answer allows it (the first rendering
-        tried is then ``chat.stopStream`` with the blocks below the streamed text); otherwise
-        it is stopped first and the message replaced like a placeholder."""
-        self._final = answer  # (_final_variants decides, and stops the stream if not)
-        return await super()._deliver(answer)
-
-    async def _finish_stream(self, message: SlackMessage) -> None:
-        """The answer's first message as the end of its stream. Any failure is a refusal, so
-        the next rendering replaces the message instead — after the stream was stopped."""
-        stream, answer = self.stream, self._final
-        assert stream is not None and answer is not None
-        status = "active" if self.session.opened else None
-        try:
-            with call_options(Priority.FINAL, retries=1, wait=self._timing.final_edit_wait):
-                await stream.stop(answer, session_status=status, blocks=message.blocks)
-        except (StreamEnded, SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError,
-                SlotTimeout) as exc:
-            log.info("run %s: the stream could not carry the answer (%s); replacing the message",
-                     self.run_id, exc)
-            await self._end_stream(answer)
-            raise Rejected(f"the stream could not carry the answer: {exc}", "stream") from exc
-        if status is not None:
-            self.session.settled(status)
-        self._leave_stream()
-
-    async def detach(self) -> None:
-        await super().detach()
-        if self._latest is not None:
-            await self._end_stream(self._latest)
-
-    async def _end_stream(self, answer: Answer) -> None:
-        """Stop a live stream (its tasks in their last states), so the message can be edited.
-        Best effort: a stream Slack already ended, or a spent budget, leaves the edit path to
-        cope (a refused edit is posted anew and the old message retired)."""
-        stream = self.stream
-        if stream is None or not stream.live:
-            self._leave_stream()
-            return
-        # at the end of a run the stop also moves an opened agent session out of "processing"
-        status = "active" if answer.outcome.finished and self.session.opened else None
-        try:
-            with call_options(Priority.FINAL, retries=1, wait=self._timing.final_edit_wait):
-                await stream.stop(answer, session_status=status)
-            if status is not None:
-                self.session.settled(status)
-        except StreamEnded:
-            pass
-        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError,
-                SlotTimeout) as exc:
-            log.info("run %s: could not stop the stream: %s", self.run_id, exc)
-        finally:
-            self._leave_stream()
-
-    def _leave_stream(self) -> None:
-        if self._streaming and self.stream_budget is not None:
-            self._streaming = False
-            self.stream_budget.leave(self.ref.workspace)
 
     async def _after_final(self, answer: Answer, receipt: Receipt | None) -> None:
         self._tasks.spawn(self.status.close(), name=f"status-clear-{self.run_id}")
@@ -242,29 +127,15 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         """Rich renderings from the workspace's best table style down to monospace tables, then
         plain text (which still gets the files)."""
         self._replies = []
-        self._native = None
         style: TableStyle | None = self.table_styles.best(self.ref.workspace)
-        if self.stream is not None and self.stream.can_finish(answer):
-            self._native = render_stream_final(answer, self.run_id, style)
-        if self._native is None:
-            await self._end_stream(answer)  # the message is replaced: it must stop streaming
         while style is not None:
             self._replies.append((style, render_final(answer, self.run_id, style)))
             style = style.plainer()
         files = self._replies[-1][1].attachments if self._replies else []
         self._replies.append((None, FinalReply(plain_fallback(answer, self.run_id), files)))
-        native = [self._native.messages] if self._native is not None else []
-        return native + [reply.messages for _, reply in self._replies]
+        return [reply.messages for _, reply in self._replies]
 
     def _chose_variant(self, index: int) -> None:
-        if self._native is not None:
-            if index == 0:
-                self._reply = self._native
-                return
-            index -= 1
-            if index == 0:  # the stream refused, not the workspace: nothing to remember
-                self._reply = self._replies[0][1]
-                return
         style, self._reply = self._replies[index]
         if index == 0 or style is None:
             return
@@ -288,9 +159,6 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
 
     async def _edit(self, message_id: str, message: SlackMessage, *, priority: Priority,
                     wait: float | None = None, retries: int = 3, grant: float | None = None) -> None:
-        if message.finishes_stream:
-            await self._finish_stream(message)
-            return
         with call_options(priority, wait=wait, retries=retries, grant=grant):
             try:
                 await self.client.chat_update(channel=self.ref.channel, ts=message_id,
@@ -335,69 +203,6 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
                 await self._post(note, priority=Priority.FINAL)
             except DeliveryError:
                 log.warning("run %s: could not say that the upload failed", self.run_id)
-
-
-class SlackSinkFactory:
-    """Builds Slack sinks sharing one client, the workspace scheduler and the pacing."""
-
-    def __init__(self, client: ScheduledWebClient, *, scheduler: Scheduler, timing: Timing,
-                 status_after: float, max_retries: int = 3,
-                 first_sign: FirstSign | None = None, streaming: bool = False,
-                 stream_max_age: float = 240.0, stream_reserve: int = 4) -> None:
-        self.client = client
-        self.streaming = streaming
-        self.stream_max_age = stream_max_age
-        self.stream_budget = StreamBudget(scheduler, reserve=stream_reserve)
-        self.first_sign = first_sign
-        self.scheduler = scheduler
-        self.timing = timing
-        self.status_after = status_after
-        self.max_retries = max_retries
-        self.refusals = Refusals()  # workspaces that refused agent sessions, shared by sinks
-        self.table_styles = TableStyles()  # the table style each workspace takes
-        self.tasks = BackgroundTasks()
-
-    def for_question(self, ref: ThreadRef, asker: str, *, title: str = "") -> SlackReplySink:
-        session = {"title": title, "initiator": asker}
-        if not self.streaming:
-            return self._sink(ref, session=session)
-        # In channels Slack requires the asker as the stream's recipient (DMs ignore it).
-        stream = SlackStream(self.client.for_workspace(ref.workspace), ref.channel, ref.thread,
-                             recipient_user=asker, recipient_team=ref.workspace,
-                             max_age=self.stream_max_age)
-        return self._sink(ref, stream=stream, session=session)
-
-    def for_existing_reply(self, ref: ThreadRef, asker: str, reply_channel: str, reply_id: str,
-                           run_id: str) -> SlackReplySink:
-        return self._sink(ref, reply_ts=reply_id, run_id=run_id)
-
-    def _sink(self, ref: ThreadRef, *, stream: SlackStream | None = None,
-              session: dict[str, str] | None = None, **kw: str) -> SlackReplySink:
-        return SlackReplySink(self.client, ref, scheduler=self.scheduler, tasks=self.tasks,
-                              timing=self.timing, status_after=self.status_after,
-                              max_retries=self.max_retries, first_sign=self.first_sign,
-                              refusals=self.refusals, table_styles=self.table_styles,
-                              stream=stream, stream_budget=self.stream_budget,
-                              session=session or {}, **kw)
-
-    async def aclose(self) -> None:
-        await self.tasks.aclose()
-
-
-class TableStyles:
-    """The richest table style each workspace has taken: once Slack refused a ``data_table``
-    there, answers start with the ``table`` block instead of being refused again first."""
-
-    def __init__(self) -> None:
-        self._best: dict[str, TableStyle] = {}
-
-    def best(self, workspace: str) -> TableStyle:
-        return self._best.get(workspace, TableStyle.DATA_TABLE)
-
-    def refused(self, workspace: str, style: TableStyle | None) -> None:
-        plainer = style.plainer() if style is not None else None
-        if plainer is not None:
-            self._best[workspace] = plainer
 
 
 def _translate(exc: BaseException) -> DeliveryError:

@@ -35,7 +35,7 @@ from bot.slack.blocks import (
     sections, table_cells_size, text_size,
 )
 from bot.slack.tables import TableStyle, markdown_table, result_table
-from bot.slack.timeline import plan_block, plan_title
+from bot.slack.timeline import plan_block, plan_title, timeline_line
 
 TEXT_LIMIT = 3_000  # the message's top-level ``text`` (Slack refuses ~4,000)
 MESSAGE_BLOCKS = 48  # of 50, counted as Slack expands them
@@ -169,14 +169,16 @@ def _progress_table(part: TablePart) -> list[Block]:
 
 
 def _body_blocks(answer: Answer, run_id: str, style: TableStyle, attachments: list[Attachment],
-                 *, running: bool, streamed: bool = False) -> list[Block]:
-    """``streamed``: the timeline and the text are in the message already (a stream)."""
+                 *, running: bool, streamed: bool = False, plans: bool = True) -> list[Block]:
+    """``streamed``: the timeline and the text are in the message already (a stream);
+    ``plans``: the workspace takes ``plan`` blocks (else the timeline is one context line)."""
     blocks: list[Block] = []
     tasks = timeline(answer)
     # While running, the timeline is the progress; at the end it stays only for a backend that
     # narrates its steps (what ClickZetta and TextQL did is the answer's own content below).
     if tasks and not streamed and (running or any(isinstance(p, StepPart) for p in answer.parts)):
-        blocks.append(plan_block(tasks, plan_title(tasks, stopped=answer.outcome is Outcome.STOPPED)))
+        title = plan_title(tasks, stopped=answer.outcome is Outcome.STOPPED)
+        blocks.append(plan_block(tasks, title) if plans else context(timeline_line(tasks, title)))
     for part in answer.parts if not streamed else ():  # streamed: the timeline names them
         if isinstance(part, KnowledgePart) and part.entries:
             blocks.append(context(_knowledge_line(part)))
@@ -243,12 +245,12 @@ def _fits(blocks: list[Block], extra: list[Block]) -> bool:
 
 
 # -- the two renderings ------------------------------------------------------------------------
-def render_progress(answer: Answer, run_id: str) -> SlackMessage:
+def render_progress(answer: Answer, run_id: str, *, plans: bool = True) -> SlackMessage:
     """The placeholder while a run is going: status, what is known so far, and a Stop button."""
     status = answer.status.text if answer.status and answer.status.text else "Working on it…"
     head = [context(f":hourglass_flowing_sand: {mrkdwn_escape(status)}")]
     stop = actions(button("Stop", STOP_ACTION, run_id, style="danger"), block_id="run_controls")
-    body = _body_blocks(answer, run_id, TableStyle.MONOSPACE, [], running=True)
+    body = _body_blocks(answer, run_id, TableStyle.MONOSPACE, [], running=True, plans=plans)
     # one message only: keep what fits beside the status and the Stop button, in order
     kept: list[Block] = []
     for block in body:
@@ -308,11 +310,12 @@ def render_stream_final(answer: Answer, run_id: str, style: TableStyle) -> Final
     return reply
 
 
-def render_final(answer: Answer, run_id: str,
-                 style: TableStyle = TableStyle.DATA_TABLE, *, streamed: bool = False) -> FinalReply:
+def render_final(answer: Answer, run_id: str, style: TableStyle = TableStyle.DATA_TABLE, *,
+                 streamed: bool = False, plans: bool = True) -> FinalReply:
     """The finished reply, packed into as many messages as Slack's limits require."""
     attachments: list[Attachment] = []
-    body = _body_blocks(answer, run_id, style, attachments, running=False, streamed=streamed)
+    body = _body_blocks(answer, run_id, style, attachments, running=False, streamed=streamed,
+                        plans=plans)
     if not body and answer.outcome is Outcome.DONE and not (streamed and answer.text):
         body = sections("The analysis finished without an answer text.")
     attachments += chart_attachments(answer.charts)

@@ -12,6 +12,7 @@ Every call goes through the workspace's scheduler via :class:`~bot.slack.client.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -30,6 +31,7 @@ from bot.slack.render import (
     Attachment, FinalReply, SlackMessage, chart_attachments, charts_drawing, plain_fallback,
     render_final, render_progress, retired_pointer,
 )
+from bot.slack.plan_support import PlanSupport, has_plan
 from bot.slack.table_styles import TableStyles
 from bot.slack.tables import TableStyle
 from bot.slack.status import ThreadStatus
@@ -52,6 +54,7 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
                  tasks: BackgroundTasks, timing: Timing, status_after: float,
                  max_retries: int = 3, first_sign: FirstSign | None = None,
                  refusals: Refusals | None = None, table_styles: TableStyles | None = None,
+                 plan_support: PlanSupport | None = None,
                  reply_ts: str | None = None, run_id: str = "",
                  session: dict[str, str] | None = None) -> None:
         super().__init__(scheduler=scheduler, scope=Scope(ref.workspace, ref.channel, ref.thread),
@@ -65,7 +68,8 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         self.session = AgentSession(self.client, ref.workspace, ref.channel, ref.thread, tasks,
                                     refusals or Refusals(), **(session or {}))
         self.table_styles = table_styles or TableStyles()
-        self._replies: list[tuple[TableStyle | None, FinalReply]] = []
+        self.plan_support = plan_support or PlanSupport()
+        self._replies: list[_Variant] = []
         self._reply: FinalReply | None = None
         self._held: SlackMessage | None = None  # the trailer, waiting for charts still drawing
 
@@ -116,33 +120,77 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
         reply = self._reply
         return [a for a in reply.attachments if a.filename.startswith("chart-")] if reply else []
 
+    # -- the timeline as a plan block, unless the workspace refuses it ---------------------
+    async def _post_placeholder(self, answer: Answer, *, grant: float | None) -> str:
+        message = self._progress_message(answer)
+        try:
+            return await self._post(message, priority=Priority.PLACEHOLDER, grant=grant)
+        except Rejected as exc:
+            if not self._plan_refused(message, exc):
+                raise
+            return await self._post(self._progress_message(answer), priority=Priority.PLACEHOLDER)
+
+    async def _progress(self, answer: Answer) -> bool:
+        try:
+            return await super()._progress(answer)
+        except Rejected as exc:
+            if self._plan_refused(self._progress_message(answer), exc):
+                return False  # shown again soon, with the timeline as a line
+            raise
+
+    def _plan_refused(self, message: SlackMessage, exc: Rejected) -> bool:
+        """Whether Slack refused ``message`` for its plan block (the error names the block, or
+        names none); if so, remember it for the workspace."""
+        plans = [i for i, b in enumerate(message.blocks) if b.get("type") == "plan"]
+        if not plans or not self.plan_support.takes_plans(self.ref.workspace):
+            return False
+        detail = str(exc)
+        named = [i for i in plans if f"/blocks/{i}" in detail]
+        if named or "json-pointer" not in detail:
+            log.info("run %s: this workspace refuses plan blocks; showing the timeline as a line",
+                     self.run_id)
+            self.plan_support.refused(self.ref.workspace)
+            return True
+        return False
+
     # -- renderings ----------------------------------------------------------------------
     def _notice(self, text: str) -> SlackMessage:
         return SlackMessage(text=text, blocks=[])
 
     def _progress_message(self, answer: Answer) -> SlackMessage:
-        return render_progress(answer, self.run_id)
+        return render_progress(answer, self.run_id,
+                               plans=self.plan_support.takes_plans(self.ref.workspace))
 
     async def _final_variants(self, answer: Answer) -> list[list[SlackMessage]]:
         """Rich renderings from the workspace's best table style down to monospace tables, then
-        plain text (which still gets the files)."""
+        plain text (which still gets the files). When the first carries the timeline as a
+        ``plan`` block, the same rendering with the timeline as a line comes next."""
         self._replies = []
         style: TableStyle | None = self.table_styles.best(self.ref.workspace)
+        plans = self.plan_support.takes_plans(self.ref.workspace)
         while style is not None:
-            self._replies.append((style, render_final(answer, self.run_id, style)))
+            reply = render_final(answer, self.run_id, style, plans=plans)
+            self._replies.append(_Variant(style, plans, reply))
+            if plans and any(has_plan(m.blocks) for m in reply.messages):
+                plans = False
+                continue  # the same style again, without the plan block
+            plans = False
             style = style.plainer()
-        files = self._replies[-1][1].attachments if self._replies else []
-        self._replies.append((None, FinalReply(plain_fallback(answer, self.run_id), files)))
-        return [reply.messages for _, reply in self._replies]
+        files = self._replies[-1].reply.attachments if self._replies else []
+        self._replies.append(_Variant(None, False, FinalReply(plain_fallback(answer, self.run_id), files)))
+        return [variant.reply.messages for variant in self._replies]
 
     def _chose_variant(self, index: int) -> None:
-        style, self._reply = self._replies[index]
-        if index == 0 or style is None:
+        chosen = self._replies[index]
+        self._reply = chosen.reply
+        if index == 0 or chosen.style is None:
             return
-        refused_style, refused = self._replies[index - 1]
-        if refused_style is not None and any(b.get("type") == refused_style.value
-                                             for m in refused.messages for b in m.blocks):
-            self.table_styles.refused(self.ref.workspace, refused_style)  # remember it here
+        refused = self._replies[index - 1]
+        if refused.plans and not chosen.plans and refused.style is chosen.style:
+            self.plan_support.refused(self.ref.workspace)  # the plan block was the trouble
+        elif refused.style is not None and any(b.get("type") == refused.style.value
+                                               for m in refused.reply.messages for b in m.blocks):
+            self.table_styles.refused(self.ref.workspace, refused.style)  # remember it here
 
     # -- primitives ----------------------------------------------------------------------
     async def _post(self, message: SlackMessage, *, priority: Priority,
@@ -205,11 +253,24 @@ class SlackReplySink(ReplyLifecycle[SlackMessage]):
                 log.warning("run %s: could not say that the upload failed", self.run_id)
 
 
+@dataclass(frozen=True)
+class _Variant:
+    """One rendering of the final answer: its table style (None: plain text) and whether it
+    shows the timeline as a ``plan`` block."""
+
+    style: TableStyle | None
+    plans: bool
+    reply: FinalReply
+
+
 def _translate(exc: BaseException) -> DeliveryError:
     if isinstance(exc, SlackApiError):
         error = str(exc.response.get("error", "") or "")
         if error in _REJECTED:
-            return Rejected(f"Slack refused the message: {error}", error)
+            details = "; ".join(str(m) for m in (exc.response.get("response_metadata") or {})
+                                .get("messages", []))
+            return Rejected(f"Slack refused the message: {error}{' — ' + details if details else ''}",
+                            error)
         if error == "message_not_found":
             return Gone("the message no longer exists", error)
         if error in _REFUSED:

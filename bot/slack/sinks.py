@@ -13,6 +13,7 @@ from bot.relay.thread import ThreadRef
 from bot.slack.agent_session import Refusals
 from bot.slack.client import ScheduledWebClient
 from bot.slack.first_sign import FirstSign
+from bot.slack.plan_support import PlanSupport
 from bot.slack.sink import SlackReplySink
 from bot.slack.stream import SlackStream
 from bot.slack.stream_budget import StreamBudget
@@ -38,6 +39,7 @@ class SlackSinkFactory:
         self.max_retries = max_retries
         self.refusals = Refusals()  # workspaces that refused agent sessions, shared by sinks
         self.table_styles = TableStyles()  # the table style each workspace takes
+        self.plan_support = PlanSupport()  # workspaces that refused plan blocks
         self.tasks = BackgroundTasks()
 
     def for_question(self, ref: ThreadRef, asker: str, *, title: str = "") -> SlackReplySink:
@@ -64,7 +66,7 @@ class SlackSinkFactory:
         return dict(scheduler=self.scheduler, tasks=self.tasks, timing=self.timing,
                     status_after=self.status_after, max_retries=self.max_retries,
                     first_sign=self.first_sign, refusals=self.refusals,
-                    table_styles=self.table_styles)
+                    table_styles=self.table_styles, plan_support=self.plan_support)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()

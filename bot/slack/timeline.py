@@ -77,3 +77,19 @@ class ChunkDiff:
             if output is not None:
                 self.output.add(task.id)
         return out
+
+
+_ICONS = {"complete": ":white_check_mark:", "error": ":x:", "pending": ":white_circle:"}
+
+
+def timeline_line(tasks: list[Task], title: str) -> str:
+    """The timeline as one mrkdwn line, for a workspace that refused ``plan`` blocks."""
+    shown = tasks[-10:]
+    more = f"{len(tasks) - len(shown)} earlier · " if len(tasks) > len(shown) else ""
+    steps = " · ".join(f"{_ICONS.get(t.status, ':hourglass_flowing_sand:')} {_escape(t.title)}"
+                       for t in shown)
+    return f"*{_escape(title)}* {more}{steps}"[:2900]  # a context element holds 3,000
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -339,3 +339,45 @@ async def test_markdown_tables_in_the_text_get_the_rendered_answer(start_bot: An
     # streamed as text, then replaced so the table is a real table
     assert [c for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == ts]
     assert any(b.get("type") in ("data_table", "table") for b in message.blocks)
+
+
+async def test_a_workspace_refusing_plan_blocks_gets_the_timeline_as_a_line(
+        start_bot: Any, fake_wren: Any) -> None:
+    from tests.integration.backends import WrenHarness
+    backend = WrenHarness(fake_wren)
+    async with FakeSlack(window_seconds=60 * TIME_SCALE, post_message_per_second=1 / TIME_SCALE,
+                         unsupported_blocks=frozenset({"plan"})) as slack:
+        # no progress edits: the final answer alone meets the refusal
+        bot = await start_bot(slack=slack, SLACK_STREAMING=False, SLACK_UPDATE_INTERVAL=1000,
+                              **backend.settings())
+        first = await bot.mention("Which states pay the most?")
+        [answer] = await bot.wait_finished(first["ts"])
+        assert answer.outcome.value == "done"
+        reply = bot.bot_replies(first["ts"])[0]
+        shown = blocks_text(reply.blocks)
+        assert "Analysis complete" in shown and "Writing SQL" in shown  # the timeline, as a line
+        assert any(b.get("type") == "data_table" for b in reply.blocks)  # the rest stays rich
+        refused = len([c for c in slack.calls if c.response.get("error") == "invalid_blocks"])
+        assert refused >= 1
+        second = await bot.mention("And last year?")
+        await bot.wait_finished(second["ts"])
+        # remembered: the workspace is not sent a plan block again
+        assert len([c for c in slack.calls if c.response.get("error") == "invalid_blocks"]) == refused
+        assert not any(b.get("type") == "plan" for m in slack.messages(CHANNEL) for b in m.blocks or [])
+
+
+async def test_progress_in_a_workspace_refusing_plan_blocks_shows_the_line(
+        start_bot: Any, fake_wren: Any) -> None:
+    from tests.integration.backends import WrenHarness
+    backend = WrenHarness(fake_wren)
+    async with FakeSlack(window_seconds=60 * TIME_SCALE, post_message_per_second=1 / TIME_SCALE,
+                         unsupported_blocks=frozenset({"plan"})) as slack:
+        bot = await start_bot(slack=slack, SLACK_STREAMING=False, **backend.settings())
+        chart = fake_wren.hold_ask("chart")  # the run stays in progress after its summary
+        event = await bot.mention("Which states pay the most?")
+        await slack.wait_for(lambda: any(
+            c.method in ("chat.update", "chat.postMessage") and c.response.get("ok")
+            and "Writing SQL" in str(c.args.get("blocks")) for c in slack.calls))
+        chart.set()
+        [answer] = await bot.wait_finished(event["ts"])
+        assert answer.outcome.value == "done"

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     TEXTQL_CLIFFORD: bool | None = None
     RUN_TIMEOUT: float = 900.0  # relay-wide ceiling on one run, whatever the backend
     STOP_GRACE: float = 30.0  # how long a cooperative stop may take before the run is cancelled
+    RUN_LEASE: float = Field(default=30.0, gt=0)  # a replica's hold on its runs (renewed every third)
     STOP_POLL_INTERVAL: float = 2.0  # how often a replica checks for stops pressed on another
     SLACK_UPDATE_INTERVAL: float = 1.5  # seconds between edits of one message
     SLACK_UPDATE_BUDGET: int = 45  # chat.update calls per minute per workspace (Tier 3 is 50)

@@ -46,7 +46,8 @@ class Service:
         self.relay = Relay(self.repo, self.backend, charts=self.charts,
                            chart_wait=self.settings.CHART_WAIT,
                            run_timeout=self.settings.RUN_TIMEOUT, stop_grace=self.settings.STOP_GRACE,
-                           stop_poll_interval=self.settings.STOP_POLL_INTERVAL, metrics=self.metrics)
+                           stop_poll_interval=self.settings.STOP_POLL_INTERVAL, metrics=self.metrics,
+                           lease=self.settings.RUN_LEASE)
         if self.settings.slack_enabled:
             from bot.slack.deps import PLATFORM
             from bot.slack.integration import SlackIntegration

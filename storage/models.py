@@ -114,6 +114,10 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The replica executing the run and until when its claim holds (renewed while it runs);
+    # a run whose lease ran out, or was released at a clean shutdown, belongs to nobody.
+    owner: Mapped[str | None] = mapped_column(String)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Event(Base):

@@ -64,6 +64,8 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    owner: str | None = None  # the replica executing it (see Repository.claim_orphans)
+    lease_until: datetime | None = None
 
     @property
     def active(self) -> bool:

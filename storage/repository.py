@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    Row, Select, Table, and_, bindparam, delete, exists, func, insert, select, text, update,
+    Row, Select, Table, and_, bindparam, delete, exists, func, insert, or_, select, text, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -264,11 +264,15 @@ class Repository:
 
     @_whole
     async def create_run(
-        self, conversation: ConversationRecord, question: str, asker: str, *, status: str = QUEUED
+        self, conversation: ConversationRecord, question: str, asker: str, *, status: str = QUEUED,
+        owner: str | None = None, lease: timedelta | None = None,
     ) -> RunRecord:
-        """Insert a run for ``conversation`` with a fresh reference id."""
+        """Insert a run for ``conversation`` with a fresh reference id; ``owner`` holds it for
+        ``lease`` (see :meth:`claim_orphans`)."""
         _check_status(status)
-        values = _run_values(conversation, question, asker, status, self._clock())
+        now = self._clock()
+        values = _run_values(conversation, question, asker, status, now, owner=owner,
+                             lease_until=now + lease if owner and lease else None)
         for attempt in range(1, _RUN_ID_ATTEMPTS + 1):
             run_id = self._new_id()
             params = {"id": run_id, **values}
@@ -292,6 +296,9 @@ class Repository:
         backend: str,
         question: str,
         asker: str,
+        *,
+        owner: str | None = None,
+        lease: timedelta | None = None,
     ) -> tuple[ConversationRecord, RunRecord] | None:
         """Take in a question in one transaction: :meth:`claim_event`, :meth:`ensure_conversation`
         and :meth:`create_run` (a ``queued`` run), with their semantics.
@@ -321,7 +328,8 @@ class Repository:
                     "created_at": now, "updated_at": now}).first()
                     or conn.execute(_FIND_CONVERSATION, thread_params).one())
             conversation = _conversation(row)
-            values = _run_values(conversation, question, asker, QUEUED, now)
+            values = _run_values(conversation, question, asker, QUEUED, now, owner=owner,
+                                 lease_until=now + lease if owner and lease else None)
             for attempt in range(_RUN_ID_ATTEMPTS):
                 run_id = first_id if attempt == 0 else self._new_id()
                 run = conn.execute(self._insert_run_unless_taken, {"id": run_id, **values}).first()
@@ -486,6 +494,58 @@ class Repository:
         stmt = select(_runs).where(*conditions).order_by(_runs.c.created_at, _runs.c.id)
         return [_run(row) for row in await self._runner.read(_all_of(stmt))]
 
+    # -- run ownership ------------------------------------------------------------------------
+    @_whole
+    async def claim_orphans(self, owner: str, lease: timedelta, *,
+                            platforms: list[str] | None = None) -> list[RunRecord]:
+        """Take for ``owner``, until ``lease`` from now, the unfinished runs nobody holds: their
+        lease ran out (the replica executing them died), was released (it shut down cleanly),
+        or they never had one (rows from before run ownership). Oldest first.
+
+        Race-safe across replicas: one UPDATE whose condition PostgreSQL re-checks on a row
+        another transaction just claimed (READ COMMITTED), so each run goes to one claimant;
+        SQLite has a single writer. ``platforms``: only runs of these chat platforms (a replica
+        takes no run it could not reply to).
+        """
+        now = self._clock()
+        conditions = [_runs.c.status.in_(ACTIVE_STATUSES),
+                      or_(_runs.c.lease_until.is_(None), _runs.c.lease_until < now)]
+        if platforms is not None:
+            conditions.append(_runs.c.platform.in_(platforms))
+        stmt = (update(_runs)
+                .where(*conditions)
+                .values(owner=owner, lease_until=now + lease)
+                .returning(*_runs.c))
+        rows = await self._runner.write(lambda conn: conn.execute(stmt).all())
+        return sorted((_run(row) for row in rows), key=lambda r: (r.created_at, r.id))
+
+    @_whole
+    async def renew_leases(self, owner: str, run_ids: list[str], lease: timedelta) -> set[str]:
+        """Extend ``owner``'s lease on these runs; return those it still holds (a run missing
+        from the answer was taken over after its lease ran out; finished runs still count as
+        held — nobody takes those)."""
+        if not run_ids:
+            return set()
+        now = self._clock()
+        stmt = (update(_runs)
+                .where(_runs.c.id.in_(run_ids), _runs.c.owner == owner)
+                .values(lease_until=now + lease)
+                .returning(_runs.c.id))
+        rows = await self._runner.write(lambda conn: conn.execute(stmt).all())
+        return {row[0] for row in rows}
+
+    @_whole
+    async def release_leases(self, owner: str, run_ids: list[str]) -> int:
+        """Give these runs up (a clean shutdown): the next replica to look takes them at once,
+        not a lease period later."""
+        if not run_ids:
+            return 0
+        stmt = (update(_runs)
+                .where(_runs.c.id.in_(run_ids), _runs.c.owner == owner,
+                       _runs.c.status.in_(ACTIVE_STATUSES))
+                .values(owner=None, lease_until=None))
+        return int(await self._runner.write(lambda conn: conn.execute(stmt).rowcount))
+
     @_whole
     async def stop_requests(self, run_ids: list[str]) -> dict[str, str]:
         """Who asked to stop which of these unfinished runs (``run_id → user``).
@@ -555,7 +615,8 @@ def _thread(platform: str, workspace: str, channel: str, thread: str) -> dict[st
 
 
 def _run_values(
-    conversation: ConversationRecord, question: str, asker: str, status: str, now: datetime
+    conversation: ConversationRecord, question: str, asker: str, status: str, now: datetime,
+    *, owner: str | None = None, lease_until: datetime | None = None,
 ) -> dict[str, Any]:
     """A new run's columns but ``id``; thread, backend and session come from ``conversation``."""
     return {
@@ -569,6 +630,8 @@ def _run_values(
         "backend": conversation.backend,
         "session_id": conversation.session_id,
         "status": status,
+        "owner": owner,
+        "lease_until": lease_until,
         "created_at": now,
         "started_at": now if status == RUNNING else None,
         "finished_at": now if status in FINAL_STATUSES else None,

@@ -38,6 +38,7 @@ class LiveRun:
     started_at: float | None = None  # monotonic, when the backend was first asked
     stop_requested_by: str | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    given_up: bool = False  # another replica took it over (its lease ran out here)
 
     async def asker_language(self) -> str | None:
         """The asker's language: given with the question, or what its lookup found (the

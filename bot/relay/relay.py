@@ -37,6 +37,7 @@ from bot.relay.sink import SinkFactory
 from bot.relay.snapshot import answer_to_dict
 from bot.relay.suggestions import with_suggestions
 from bot.relay.thread import Question, ThreadRef
+from bot.relay.leases import LeaseKeeper, new_replica_id
 from storage.repository import Repository, RunRecord
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class StopResult(str, enum.Enum):
 class Relay:
     def __init__(self, repo: Repository, backend: Backend, *, charts: ChartRendering | None = None,
                  chart_wait: float = 0.3, run_timeout: float = 900.0, stop_grace: float = 30.0,
-                 stop_poll_interval: float = 2.0, metrics: Metrics | None = None) -> None:
+                 stop_poll_interval: float = 2.0, metrics: Metrics | None = None,
+                 replica: str | None = None, lease: float = 30.0) -> None:
         self.repo = repo
         self.backend = backend
         self.charts = charts
@@ -72,6 +74,11 @@ class Relay:
         self._closing = False
         # called after a run's final reply was delivered (tests and benchmarks wait on it)
         self.on_finish: list[Callable[[str, ThreadRef, Answer], None]] = []
+        self.replica = replica or new_replica_id()
+        self.leases = LeaseKeeper(repo, self.replica, lease,
+                                  live_ids=lambda: [r.run_id for r in self.live.all()],
+                                  platforms=lambda: list(self._platforms),
+                                  on_claimed=self._resume_records, on_lost=self._give_up)
 
     def register_platform(self, name: str, factory: SinkFactory) -> None:
         self._platforms[name] = factory
@@ -84,14 +91,16 @@ class Relay:
         if question.event_key is not None:
             recorded = await self.repo.record_question(
                 question.event_key, ref.platform, ref.workspace, ref.channel, ref.thread,
-                self.backend.name, question.text, question.asker)
+                self.backend.name, question.text, question.asker, owner=self.replica,
+                lease=self.leases.lease)
             if recorded is None:
                 return None
             conv, record = recorded
         else:
             conv = await self.repo.ensure_conversation(ref.platform, ref.workspace, ref.channel,
                                                        ref.thread, self.backend.name)
-            record = await self.repo.create_run(conv, question.text, question.asker)
+            record = await self.repo.create_run(conv, question.text, question.asker,
+                                                owner=self.replica, lease=self.leases.lease)
         # a question that opens the thread's conversation names it (Slack's agent session title)
         title = question.text if conv.session_id is None else ""
         sink = self._platforms[ref.platform].for_question(ref, question.asker, title=title)
@@ -121,9 +130,10 @@ class Relay:
             finally:
                 turn.release()
         except asyncio.CancelledError:
-            if not self._closing:
+            if not (self._closing or live.given_up):
                 raise
-            log.info("run %s left for resumption at the next start", live.run_id)
+            log.info("run %s left for %s", live.run_id,
+                     "its new owner" if live.given_up else "resumption at the next start")
             await live.sink.detach()
         finally:
             self.live.remove(live.run_id)
@@ -404,9 +414,30 @@ class Relay:
 
     # -- restart -------------------------------------------------------------------------
     async def resume_unfinished(self) -> int:
-        """Pick up runs left unfinished by a previous process; return how many were touched."""
+        """Pick up the unfinished runs nobody holds (a previous process's, released at its
+        shutdown or whose lease ran out — not those live replicas are executing), then keep
+        this replica's leases and take over orphans as they appear; return how many were
+        touched."""
+        touched = await self._resume_records(await self.leases.claim())
+        self.leases.start()
+        return touched
+
+    async def _give_up(self, run_ids: set[str]) -> None:
+        """Runs another replica took over (this one's lease ran out): stop working on them
+        without a final message — their new owner answers or closes them."""
+        for run_id in run_ids:
+            live = self.live.get(run_id)
+            if live is None or live.finishing:
+                continue
+            log.warning("run %s: another replica took it over; leaving it to that one", run_id)
+            live.given_up = True
+            for task in (live.task, live.consumer):
+                if task is not None:
+                    task.cancel()
+
+    async def _resume_records(self, records: list[RunRecord]) -> int:
         touched = 0
-        for record in await self.repo.running_runs():
+        for record in records:
             if self.live.get(record.id) or record.platform not in self._platforms:
                 continue
             touched += 1
@@ -456,15 +487,17 @@ class Relay:
             finally:
                 turn.release()
         except asyncio.CancelledError:
-            if not self._closing:
+            if not (self._closing or live.given_up):
                 raise
             await live.sink.detach()
         finally:
             self.live.remove(live.run_id)
 
     async def close(self) -> None:
-        """Shut down: leave running runs as they are in storage so the next start resumes them."""
+        """Shut down: leave running runs as they are in storage, their leases released, so
+        another replica (or the next start) continues them at once."""
         self._closing = True
+        unfinished = [r.run_id for r in self.live.all()]
         if self._stop_watcher is not None:
             self._stop_watcher.cancel()
         runs = self.live.all()
@@ -483,6 +516,7 @@ class Relay:
         for task in after:
             task.cancel()
         await asyncio.gather(*after, return_exceptions=True)
+        await self.leases.close(release=unfinished)  # (finished ones stay finished: claims skip them)
 
 
 def _queued_text(ahead: int) -> str:

@@ -14,7 +14,7 @@ SUITES = [
     ("Storage under a burst (200 questions at once)", storage_burst.main, storage_burst.report),
     ("Charts: event-loop lag, vl-convert in a thread vs worker processes", chart_lag.main,
      chart_lag.report),
-    # prints each scenario as it ends (about ten minutes in all)
+    # prints each scenario as it ends (about thirteen minutes in all, the stream* ones included)
     ("Delivery under load: the bot in its own process, Slack's limits enforced", slack_load.main,
      lambda _: "(all scenarios above)"),
 ]

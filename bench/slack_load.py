@@ -18,9 +18,20 @@ the backend's last response for that question leaving the fake; ``chat.update`` 
 answer; 429s by method. Also: RSS of the bot (and its chart worker) idle and with every analysis
 live, CPU seconds per question, and the bot's own event-loop lag (``/metrics``).
 
+Those scenarios run the placeholder path (``SLACK_STREAMING=false``, issue #9). The ``stream*``
+scenarios run Slack's native streaming (``SLACK_STREAMING=true``, the default since issue #11):
+``chat.startStream`` → ``appendStream`` (task_update and markdown_text chunks) → ``stopStream``
+(carrying the answer's blocks when they fit, else followed by ``chat.update``), or the
+placeholder path when the workspace's Tier 2 budget is short. They add, per question: **first
+visible step** and **first visible token** after the event, Slack calls per answer by method,
+and how many replies streamed vs fell back (the fake Slack holds ``startStream``/``stopStream``
+to Tier 2, 20 a minute).
+
 Run: ``.venv/bin/python -m bench.slack_load [scenario ...]`` (all by default; ``make bench`` runs
 them too). Scenarios: ``wren1``, ``wren30``, ``wren200``, ``wren200pg``, ``clickzetta10``,
-``charts1000``, ``chart1000``.
+``charts1000``, ``chart1000``, ``stream1``, ``stream10``, ``stream30``, ``streamcz1``,
+``streamcz10``, and ``stream10off``, ``stream30off``, ``streamcz10off`` (the same questions on
+the placeholder path, measured like the stream scenarios).
 """
 
 from __future__ import annotations
@@ -139,12 +150,11 @@ def plan(runs: int, channels: int, prefix: str) -> list[tuple[str, str, str]]:
 
 
 # -- scenarios --------------------------------------------------------------------------------------
-def slack_env(slack: FakeSlack) -> dict[str, str]:
-    # The placeholder path these scenarios were built to measure (issue #9): with native
-    # streaming (the default since issue #11) a reply's first sign is chat.startStream, which
-    # bench/timeline.py does not read yet — a streaming scenario is still to be written.
+def slack_env(slack: FakeSlack, *, streaming: bool = False) -> dict[str, str]:
+    # The issue #9 scenarios measure the placeholder path (SLACK_STREAMING=false); the stream*
+    # scenarios (issue #11) run native streaming, the bot's default.
     return {"SLACK_BOT_TOKEN": "xoxb-bench-token", "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.base_url, "SLACK_STREAMING": "false"}
+            "SLACK_API_URL": slack.base_url, "SLACK_STREAMING": "true" if streaming else "false"}
 
 
 def honest_slack() -> FakeSlack:
@@ -155,13 +165,19 @@ def honest_slack() -> FakeSlack:
 async def run_scenario(*, runs: int, channels: int, backend: Any, backend_env: dict[str, str],
                        done: Callable[[], dict[str, float]], database_url: str | None = None,
                        timeout: float = 600.0, before: Callable[[], None] | None = None,
-                       live_rss: Callable[[BotProcess], Any] | None = None) -> dict[str, Any]:
+                       live_rss: Callable[[BotProcess], Any] | None = None,
+                       streaming: bool = False, fresh_tier2: bool = False,
+                       steps: bool = False) -> dict[str, Any]:
+    """``steps``: also measure what the stream* scenarios measure (first visible step and
+    token, calls per answer by method) on the placeholder path, for comparison."""
     async with honest_slack() as slack, backend:
-        env = {**slack_env(slack), **backend_env}
+        env = {**slack_env(slack, streaming=streaming), **backend_env}
         if database_url:
             env["DATABASE_URL"] = database_url
         async with bot_process(env) as bot:
             await warm_up(bot, slack)
+            if fresh_tier2:
+                await tier2_window_passed(slack)
             profiler = await start_profiler(bot)
             idle_rss = bot.rss_bytes()
             cpu0 = bot.cpu_seconds()
@@ -188,12 +204,17 @@ async def run_scenario(*, runs: int, channels: int, backend: Any, backend_env: d
             if profiler is not None:
                 profiler.send_signal(2)
                 await profiler.wait()
+    if streaming or steps:  # every call, the late retiring ones too (calls per answer)
+        lines = timelines(slack, asked)
     by_question = done()
     for line in lines.values():
         line.backend_done = by_question.get(line.asked.question)
-    return summarise(lines, slack, asked, cpu=cpu, idle_rss=idle_rss, held_rss=held_rss,
-                     finals_in=finals_in, retired_in=retired_in, lag=(lag0, lag1),
-                     working_left=still_working(slack, lines))
+    out = summarise(lines, slack, asked, cpu=cpu, idle_rss=idle_rss, held_rss=held_rss,
+                    finals_in=finals_in, retired_in=retired_in, lag=(lag0, lag1),
+                    working_left=still_working(slack, lines))
+    if streaming or steps:
+        out.update(streaming_summary(lines, slack))
+    return out
 
 
 async def start_profiler(bot: BotProcess) -> asyncio.subprocess.Process | None:
@@ -211,6 +232,15 @@ async def warm_up(bot: BotProcess, slack: FakeSlack) -> None:
     """One question first (imports, the chart worker, Bolt's auth.test) — not measured."""
     [warm] = await ask_all(bot.url, [("CWARMUP00", f"{int(time.time())}.999999", "warm up")])
     await poll(lambda: bool(timelines(slack, [warm])[warm.thread].final_seen), timeout=120)
+
+
+async def tier2_window_passed(slack: FakeSlack) -> None:
+    """Wait until the warm-up's ``startStream``/``stopStream`` have left Slack's minute, so a
+    scenario starts with the workspace's whole Tier 2 budget (the bot's window is the same
+    60 s; one more second for the bot's clock against the fake's)."""
+    tier2 = [c.at for c in slack.calls if c.method in ("chat.startStream", "chat.stopStream")]
+    if tier2:
+        await asyncio.sleep(max(0.0, max(tier2) + slack.window_seconds + 1.0 - time.monotonic()))
 
 
 async def poll(predicate: Callable[[], bool], *, timeout: float, every: float = 0.25) -> None:
@@ -263,6 +293,66 @@ def summarise(lines: dict[str, Timeline], slack: FakeSlack, asked: list[Asked], 
     return out
 
 
+def streaming_summary(lines: dict[str, Timeline], slack: FakeSlack) -> dict[str, Any]:
+    """What native streaming adds: first visible step and token, how many replies streamed,
+    calls per answer by method (streamed and placeholder-path replies apart)."""
+    values = list(lines.values())
+    streamed = [v for v in values if v.streamed]
+    fell_back = [v for v in values if not v.streamed]
+
+    def after_event(attr: str, group: list[Timeline]) -> dict[str, float]:
+        seen = [getattr(v, attr) - v.asked.sent for v in group if getattr(v, attr) is not None]
+        return {**({"min_ms": min(seen) * 1000} if seen else {}), **stats(seen)}
+
+    def per_answer(group: list[Timeline]) -> dict[str, Any]:
+        methods = sorted({m for v in group for m in v.calls})
+        out: dict[str, Any] = {"n": len(group)}
+        for method in methods:
+            per = [v.calls.get(method, 0) for v in group]
+            out[method.split(".", 1)[1] if method.startswith("chat.") else method] = (
+                f"{sum(per) / len(per):.2f} ({min(per)}-{max(per)})")
+        return out
+
+    def via(attr: str) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for v in values:
+            key = getattr(v, attr) or "never"
+            seen[key] = seen.get(key, 0) + 1
+        return seen
+
+    stop_to_final = [v.final_seen - v.stream_stopped for v in streamed
+                     if v.final_seen is not None and v.stream_stopped is not None]
+    still_streaming = 0
+    for v in values:
+        for ts in v.messages:
+            message = slack.message(v.asked.channel, ts)
+            still_streaming += message is not None and message.streaming
+    return {
+        "replies": {"streamed": len(streamed), "placeholder_path": len(fell_back),
+                    "still_streaming_at_end": still_streaming},
+        "first visible step (all)": after_event("first_step", values),
+        "first visible step (streamed)": after_event("first_step", streamed),
+        "first visible step (placeholder path)": after_event("first_step", fell_back),
+        "first step shown by": via("step_via"),
+        "first visible token (all)": after_event("first_token", values),
+        "first visible token (streamed)": after_event("first_token", streamed),
+        "first visible token (placeholder path)": after_event("first_token", fell_back),
+        "first token shown by": via("token_via"),
+        "final answer shown by": via("final_via"),
+        "first sign, status line included (streamed)": after_event("first_seen", streamed),
+        "first sign, status line included (placeholder path)": after_event("first_seen",
+                                                                            fell_back),
+        "reply message opened (startStream)": after_event("opened", streamed),
+        "reply message opened (placeholder post)": after_event("opened", fell_back),
+        "stopStream → final answer visible": stats(stop_to_final),
+        "calls per streamed answer": per_answer(streamed),
+        "calls per placeholder-path answer": per_answer(fell_back),
+        "429s per answer (thread-attributed)": {
+            m: sum(v.limited.get(m, 0) for v in values) for m in
+            sorted({m for v in values for m in v.limited})} or {"none": 0},
+    }
+
+
 LAG_BUCKETS = ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1.0",
                "2.0", "+Inf"]
 
@@ -281,7 +371,9 @@ def loop_lag(before: dict[str, float], after: dict[str, float]) -> dict[str, Any
 
 
 async def wren(runs: int, channels: int, *, database_url: str | None = None,
-               chart_rows: int | None = None, hold_for_rss: bool = False) -> dict[str, Any]:
+               chart_rows: int | None = None, hold_for_rss: bool = False,
+               streaming: bool = False, fresh_tier2: bool = False,
+               steps: bool = False) -> dict[str, Any]:
     rows = None if chart_rows is None else [
         {"state": f"S{i:04d}", "revenue": (i * 7919) % 100_000} for i in range(chart_rows)]
     fake = TimedWren(1.0, **({"chart_rows": rows} if rows is not None else {}))
@@ -314,10 +406,13 @@ async def wren(runs: int, channels: int, *, database_url: str | None = None,
     return await run_scenario(runs=runs, channels=channels, backend=Started(), backend_env=env,
                               done=lambda: fake.done, database_url=database_url,
                               before=hold_all if hold_for_rss else None,
-                              live_rss=held if hold_for_rss else None)
+                              live_rss=held if hold_for_rss else None,
+                              streaming=streaming, fresh_tier2=fresh_tier2, steps=steps)
 
 
-async def clickzetta(runs: int, channels: int, *, duration: float = 12.0) -> dict[str, Any]:
+async def clickzetta(runs: int, channels: int, *, duration: float = 12.0,
+                     streaming: bool = False, fresh_tier2: bool = False,
+               steps: bool = False) -> dict[str, Any]:
     fake = TimedClickZetta(duration)
     env: dict[str, str] = {"BACKEND": "clickzetta"}
 
@@ -335,7 +430,8 @@ async def clickzetta(runs: int, channels: int, *, duration: float = 12.0) -> dic
             await fake.close()
 
     return await run_scenario(runs=runs, channels=channels, backend=Started(), backend_env=env,
-                              done=lambda: fake.done)
+                              done=lambda: fake.done, streaming=streaming,
+                              fresh_tier2=fresh_tier2, steps=steps)
 
 
 async def postgres_database() -> tuple[str, Callable[[], Any]]:
@@ -380,6 +476,18 @@ SCENARIOS: dict[str, Callable[[], Any]] = {
     "clickzetta10": lambda: clickzetta(10, 5),
     "charts1000": lambda: wren(30, 10, chart_rows=1000),
     "chart1000": lambda: wren(3, 3, chart_rows=1000),
+    # native streaming (issue #11). Each scenario has a fresh fake Slack and bot, so only the
+    # warm-up's stream has used the Tier 2 minute; stream30, which measures where streaming
+    # runs out, waits until that minute has passed (about a minute more).
+    "stream1": lambda: wren(1, 1, streaming=True),
+    "stream10": lambda: wren(10, 5, streaming=True),
+    "stream30": lambda: wren(30, 10, streaming=True, fresh_tier2=True),
+    "streamcz1": lambda: clickzetta(1, 1, streaming=True),
+    "streamcz10": lambda: clickzetta(10, 5, streaming=True),
+    # the same questions on the placeholder path, measured the same way, for comparison
+    "stream10off": lambda: wren(10, 5, steps=True),
+    "stream30off": lambda: wren(30, 10, steps=True),
+    "streamcz10off": lambda: clickzetta(10, 5, steps=True),
 }
 
 TITLES = {
@@ -390,6 +498,14 @@ TITLES = {
     "clickzetta10": "10 ClickZetta analyses at once, 12 s each, 5 channels, 2 s polls",
     "charts1000": "30 Wren analyses at once whose charts have 1,000 rows (event-loop lag)",
     "chart1000": "3 Wren analyses whose charts have 1,000 rows (event-loop lag while they render)",
+    "stream1": "native streaming: one Wren analysis (Wren answers in 1 s)",
+    "stream10": "native streaming: 10 Wren analyses at once, 5 channels",
+    "stream30": "native streaming: 30 Wren analyses at once, 10 channels (beyond Tier 2)",
+    "streamcz1": "native streaming: one ClickZetta analysis, 12 s, 2 s polls",
+    "streamcz10": "native streaming: 10 ClickZetta analyses at once, 12 s each, 5 channels",
+    "stream10off": "stream10 on the placeholder path (SLACK_STREAMING=false), for comparison",
+    "stream30off": "stream30 on the placeholder path (SLACK_STREAMING=false), for comparison",
+    "streamcz10off": "streamcz10 on the placeholder path (SLACK_STREAMING=false), for comparison",
 }
 
 

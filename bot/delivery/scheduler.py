@@ -47,6 +47,9 @@ class Rule:
     windows: tuple[Window, ...]
     per: Per = Per.WORKSPACE
     budget: str = ""  # methods with the same budget name share one limiter
+    # the share progress may use; None: the scheduler's. A method that carries only progress
+    # (Slack's chat.appendStream: the final answer goes with another method) takes all of it.
+    progress_share: float | None = None
 
     def key(self, method: str, scope: Scope) -> tuple[str, ...]:
         name = self.budget or method
@@ -79,7 +82,8 @@ class Scheduler:
             self._created += 1
             if self._created % self._SWEEP_EVERY == 0:
                 self._sweep()
-            limiter = Limiter(rule.windows, progress_share=self.progress_share, clock=self._clock)
+            share = rule.progress_share if rule.progress_share is not None else self.progress_share
+            limiter = Limiter(rule.windows, progress_share=share, clock=self._clock)
             self._limiters[key] = limiter
         return limiter
 

@@ -42,7 +42,8 @@ def slack_rules(settings: Settings) -> dict[str, Rule]:
         "chat.postEphemeral": tier4,
         "chat.startStream": tier2,
         "chat.stopStream": tier2,
-        "chat.appendStream": tier4,
+        # appends only ever carry progress (the answer ends with stopStream): all of it theirs
+        "chat.appendStream": Rule(tier4.windows, progress_share=1.0),
         "files.getUploadURLExternal": tier4,
         "files.completeUploadExternal": tier4,
         "files.info": tier4,

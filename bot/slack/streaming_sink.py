@@ -34,6 +34,8 @@ from bot.slack.stream_budget import StreamBudget
 
 log = logging.getLogger(__name__)
 
+APPEND_METHOD = "chat.appendStream"
+
 
 class SlackStreamingSink(SlackReplySink):
     def __init__(self, *args: Any, stream: SlackStream, stream_budget: StreamBudget,
@@ -49,6 +51,26 @@ class SlackStreamingSink(SlackReplySink):
         if self.stream.live:
             return  # the stream itself shows the step
         super()._on_progress(answer)
+
+    # -- pacing: appends have their own budget ----------------------------------------------
+    def _interval(self) -> float:
+        """While streaming, progress is paced by ``chat.appendStream``'s budget (Tier 4) shared
+        by the workspace's live streams — not by ``chat.update``'s, which every live reply
+        shares and which a stream does not use (10 live replies made that 20 s between steps)."""
+        if not self.stream.live:
+            return super()._interval()
+        limiter = self._scheduler.limiter(APPEND_METHOD, self.scope)
+        base = self._timing.progress_interval
+        if limiter is None:
+            return base
+        return max(base, self.stream_budget.live(self.ref.workspace) * limiter.progress_spacing)
+
+    def _retry_interval(self) -> float:
+        if not self.stream.live:
+            return super()._retry_interval()
+        limiter = self._scheduler.limiter(APPEND_METHOD, self.scope)
+        spacing = limiter.progress_spacing if limiter is not None else self._timing.progress_interval
+        return min(self._interval(), spacing)
 
     async def _post_placeholder(self, answer: Answer, *, grant: float | None) -> str:
         """Stream the reply when streaming is on and the workspace's Tier 2 budget allows it;

@@ -22,7 +22,6 @@ signed it; :meth:`EventIntake.handle_http` checks every request instead.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any, Callable
@@ -34,10 +33,11 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
+
+from bot.slack import guard
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class EventIntake:
     def __init__(self, app: AsyncApp, signing_secret: str | None, *, workers: int = 4,
                  on_event: EventHook | None = None) -> None:
         self.app = app
-        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self._secret = signing_secret or None
         self._queue: asyncio.Queue[tuple[dict[str, Any], AsyncBoltRequest]] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._size = max(1, workers)
@@ -62,20 +62,37 @@ class EventIntake:
 
     # -- HTTP ------------------------------------------------------------------------------
     async def handle_http(self, request: web.Request) -> web.Response:
-        """``POST /slack/events``: verify, then ack events at once; Bolt answers the rest."""
+        """``POST /slack/events``: verify, then ack events at once; Bolt answers the rest.
+
+        The body is checked at the edge first (``bot/slack/guard.py``): too large → 413,
+        unsigned or stale → 401, not UTF-8 / not JSON or a form / a shape Bolt or a listener
+        would trip on → 400 (415 for another content type). A malformed *event* is acknowledged
+        with 200 and dropped, since Slack would only retry it."""
         self.arrived()
-        body = await request.text()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        if _is_ssl_check(request.content_type, body):  # unsigned by Slack; Bolt answers it
-            return await self._dispatch_now(body, request.query_string, headers)
-        if self._verifier is None or not self._verifier.is_valid_request(body, headers):
-            return web.json_response({"error": "invalid request"}, status=401)
-        payload = _event_callback(body) if request.content_type == "application/json" else None
-        if payload is not None:
-            self.enqueue(payload, AsyncBoltRequest(body=body, query=request.query_string,
-                                                   headers=_bolt_headers(headers)))
+        if request.content_type == guard.FORM and request.content_length is not None \
+                and request.content_length < 64:
+            raw = await request.read()  # an ssl_check is unsigned by Slack; Bolt answers it
+            if _is_ssl_check(request.content_type, raw):
+                return await self._dispatch_now(raw.decode(), request.query_string,
+                                                _headers(request))
+        try:
+            body = await guard.read_http(request, self._secret)
+            guard.check(body.data)
+        except guard.Refused as refused:
+            return refused.response
+        except guard.Malformed as exc:
+            if body.data.get("type") == "event_callback":
+                log.info("dropped a malformed Slack event: %s", exc)
+                return web.Response(status=200)
+            log.info("refused a malformed Slack request: %s", exc)
+            return web.json_response({"error": str(exc)}, status=400)
+        headers = _headers(request)
+        headers["content-type"] = body.content_type
+        if body.data.get("type") == "event_callback":
+            self.enqueue(body.data, AsyncBoltRequest(body=body.text, query=request.query_string,
+                                                     headers=_bolt_headers(headers)))
             return web.Response(status=200)
-        return await self._dispatch_now(body, request.query_string, headers)
+        return await self._dispatch_now(body.text, request.query_string, headers)
 
     async def _dispatch_now(self, body: str, query: str, headers: dict[str, str]) -> web.Response:
         response = await self.app.async_dispatch(
@@ -147,31 +164,52 @@ class AckFirstSocketModeHandler(AsyncSocketModeHandler):
     def __init__(self, app: AsyncApp, app_token: str, intake: EventIntake, **kwargs: Any) -> None:
         super().__init__(app, app_token, **kwargs)
         self.intake = intake
+        self._run_listeners = self.client.run_message_listeners
+        self.client.run_message_listeners = self._checked_message  # type: ignore[method-assign]
+
+    async def _checked_message(self, message: dict[str, Any], raw_message: str) -> None:
+        """An envelope whose payload slack_sdk cannot even wrap (``null``, a number, a list) is
+        acknowledged and dropped here; slack_sdk would log a traceback and never ack it."""
+        if isinstance(message, dict) and message.get("envelope_id") is not None \
+                and not isinstance(message.get("payload"), (dict, str)):
+            log.info("dropped a malformed Socket Mode %s envelope: no payload object",
+                     message.get("type"))
+            await self.client.send_socket_mode_response(
+                SocketModeResponse(envelope_id=str(message["envelope_id"])))
+            return
+        await self._run_listeners(message, raw_message)
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        """Envelopes pass the same edge checks as HTTP bodies (``bot/slack/guard.py``); one that
+        fails is acknowledged (so Slack does not resend it) and dropped."""
         self.intake.arrived()
+        req.payload = guard.clean(req.payload)
+        try:
+            guard.check_envelope(req.type, req.payload)
+        except guard.Malformed as exc:
+            await self._ack(client, req, str(exc))
+            return
         if req.type != "events_api":
             await super().handle(client, req)
             return
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        if req.payload.get("type") != "event_callback":
+            return  # app_rate_limited: nothing to do but acknowledge it
         self.intake.enqueue(req.payload, AsyncBoltRequest(mode="socket_mode", body=req.payload,
                                                           headers=build_headers(req)))
 
-
-def _event_callback(body: str) -> dict[str, Any] | None:
-    """The payload of an Events API delivery; None for anything else (url_verification…)."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
-    if isinstance(payload, dict) and payload.get("type") == "event_callback":
-        return payload
-    return None
+    @staticmethod
+    async def _ack(client: SocketModeClient, req: SocketModeRequest, reason: str) -> None:
+        log.info("dropped a malformed Socket Mode %s envelope: %s", req.type, reason)
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
 
 
-def _is_ssl_check(content_type: str, body: str) -> bool:
-    return (content_type == "application/x-www-form-urlencoded"
-            and parse_qs(body).get("ssl_check") == ["1"])
+def _is_ssl_check(content_type: str, raw: bytes) -> bool:
+    return content_type == guard.FORM and parse_qs(raw.decode("utf-8", "replace")).get("ssl_check") == ["1"]
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
 
 
 def _bolt_headers(headers: dict[str, str]) -> dict[str, list[str]]:

@@ -27,6 +27,7 @@ from bot.delivery.reply import Timing
 from bot.metrics import Metrics
 from bot.relay import Relay
 from bot.relay.thread import ThreadRef
+from bot.teams import guard
 from bot.teams.agent import TeamsAgent
 from bot.teams.auth import auth_configuration, authorize, connection_manager, outbound_identity
 from bot.teams.cards import text_activity
@@ -86,15 +87,24 @@ class TeamsIntegration:
         return self._factory
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """``POST /api/messages``: authenticate, run the (short) turn, answer 202/200."""
+        """``POST /api/messages``: authenticate, check the body at the edge (``guard``: 413,
+        400, 415), run the (short) turn, answer 202/200."""
+        refused = guard.too_large(request)
+        if refused is not None:
+            return refused
         identity = await authorize(request, self._auth)
         if isinstance(identity, web.StreamResponse):
             return identity
+        try:
+            activity = await guard.read_activity(request)
+        except guard.Refused as exc:
+            return exc.response
         with warnings.catch_warnings():  # the SDK reads this plain-string key; no await inside
             warnings.simplefilter("ignore", NotAppKeyWarning)
             request["claims_identity"] = identity
         try:
-            response = await self.adapter.process(request, self.agent)
+            response = CloudAdapter._to_aiohttp_response(await self.adapter.process_request(
+                guard.CheckedRequest(request, activity), self.agent))
         except ValidationError:
             return web.json_response({"error": "Not a valid activity"}, status=400)
         return response if response is not None else web.Response(status=202)

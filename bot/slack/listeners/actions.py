@@ -22,6 +22,8 @@ from bot.slack.sql_modal import sql_modal
 
 log = logging.getLogger(__name__)
 
+FEEDBACK_VERDICTS = ("good", "bad")  # what the buttons' values carry (storage takes no other)
+
 
 def _channel_of(body: dict[str, Any]) -> str:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
@@ -48,7 +50,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         user = body["user"]["id"]
         value = body["actions"][0].get("value", "")
         verdict, _, run_id = value.partition(":")
-        stored = run_id and await deps.repo.set_feedback(run_id, verdict, user)
+        stored = verdict in FEEDBACK_VERDICTS and run_id and await deps.repo.set_feedback(
+            run_id, verdict, user)
         text = ("Thanks — glad it helped." if verdict == "good" else
                 "Thanks — noted. Rephrasing the question or adding detail often helps.") if stored \
             else "I could not record that feedback."
@@ -57,9 +60,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def on_history_more(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
                               respond: AsyncRespond) -> None:
         await ack()
-        channel, _, offset = body["actions"][0]["value"].rpartition(":")
+        channel, _, offset = body["actions"][0].get("value", "").rpartition(":")
+        if not (channel and offset.isascii() and offset.isdigit() and len(offset) <= 6):
+            return  # not a value this app wrote
         await respond_history(deps, client, respond, team=(body.get("team") or {}).get("id", ""),
-                              channel=channel, user=body["user"]["id"], offset=int(offset or 0))
+                              channel=channel, user=body["user"]["id"], offset=int(offset))
 
     async def on_suggestion(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         """A suggested follow-up asks that question in the same thread, as the clicking user;

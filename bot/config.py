@@ -9,6 +9,7 @@ before exiting.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,20 @@ BackendName = Literal["wren", "clickzetta", "textql"]
 
 class ConfigError(Exception):
     """A missing or invalid setting; the message is one line naming it."""
+
+
+def _url_password(url: str | None) -> str | None:
+    """The password of a SQLAlchemy URL (None when there is none, or it does not parse)."""
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url  # (a settings module need not load SQLAlchemy early)
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
+    return str(password) if password else None
 
 
 class Settings(BaseSettings):
@@ -129,6 +144,10 @@ class Settings(BaseSettings):
         values = [self.SLACK_BOT_TOKEN, self.SLACK_SIGNING_SECRET, self.SLACK_APP_TOKEN,
                   self.TEAMS_APP_PASSWORD, self.WREN_API_KEY, self.CLICKZETTA_APP_SECRET_KEY,
                   self.TEXTQL_API_KEY]
+        # database passwords, in the URLs and as they may appear quoted in a driver's message
+        for url in (self.DATABASE_URL, self.CLICKZETTA_WAREHOUSE_URL):
+            password = _url_password(url)
+            values += [password, quote(password, safe="")] if password else []
         return [v for v in values if v and len(v) >= 4]
 
     def require_backend(self, name: str | None = None) -> BackendName:

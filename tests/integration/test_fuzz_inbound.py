@@ -13,14 +13,13 @@ tests/integration/fuzz_support.py.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pytest
-from aiohttp import WSMsgType
+
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st

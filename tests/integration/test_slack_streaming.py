@@ -12,6 +12,7 @@ from adapters.answer import PartKind
 from bot.delivery.timeline import timeline
 from tests.fakes.slack import FakeSlack
 from tests.integration.backends import BackendHarness
+from tests.integration.quiet import quiet
 from tests.integration.conftest import CHANNEL, TEAM, TIME_SCALE, USER, SlackBot, blocks_text
 
 STREAMING = {"SLACK_STREAMING": True}
@@ -118,7 +119,7 @@ async def test_typed_stop_mid_stream_stops_the_backend_and_the_stream(
     appends = len(bot.slack.calls_to("chat.appendStream"))
     release.set()  # the backend would carry on: nothing of it may reach the reply
     await bot.settled()
-    await bot.client.get("/healthz")
+    await quiet(bot.service)  # the work that could still send
     assert len(bot.slack.edits(CHANNEL, ts)) == edits
     assert len(bot.slack.calls_to("chat.appendStream")) == appends
 

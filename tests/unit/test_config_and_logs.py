@@ -54,6 +54,20 @@ def test_secret_filter_masks_configured_and_token_shaped_values() -> None:
     assert "osk-abc" not in message
 
 
+def test_database_passwords_are_masked_secrets() -> None:
+    settings = Settings(_env_file=None,
+                        DATABASE_URL="postgresql+asyncpg://bot:db-pass%21word@db:5432/insightbot",
+                        CLICKZETTA_WAREHOUSE_URL="clickzetta://reader:wh-secret-9@lakehouse/ws")
+    assert {"db-pass!word", "db-pass%21word", "wh-secret-9"} <= set(settings.secrets())
+    f = SecretFilter(settings.secrets())
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1,
+                               "could not connect as bot with password db-pass!word; "
+                               "warehouse wh-secret-9", (), None)
+    f.filter(record)
+    assert "db-pass!word" not in record.getMessage() and "wh-secret-9" not in record.getMessage()
+    assert Settings(_env_file=None).secrets() == []  # SQLite: no password to hide
+
+
 # -- backend settings (issue #10) -------------------------------------------------------------
 
 WREN = dict(BACKEND="wren", WREN_BASE_URL="https://wren.example.com")

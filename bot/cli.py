@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -46,12 +47,45 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"insightbot: configuration error: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:
+        print(f"insightbot: database error: {exc}", file=sys.stderr)
+        return 2
     return 1
+
+
+class DatabaseUnavailable(Exception):
+    """DATABASE_URL cannot be opened; the message is one line naming it (password hidden)."""
+
+
+def _check_database(url: str) -> None:
+    """Open ``url`` once before serving: a missing database, wrong credentials or an unreachable
+    server is one line naming the URL and the cause, not a traceback from the first request."""
+    from sqlalchemy import text
+
+    from storage.engine import create_engine, normalize_url
+
+    async def probe() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # noqa: BLE001 - any driver's failure becomes one line
+        shown = normalize_url(url).render_as_string(hide_password=True)
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        cause = cause.split(" [SQL:")[0].split(" (Background on this error")[0]
+        cause = re.sub(r"^\([\w.]+\) ", "", cause)  # the driver's exception class
+        raise DatabaseUnavailable(f"cannot open DATABASE_URL {shown}: {cause[:300]}") from None
 
 
 def _serve(settings: Settings) -> int:
     settings.require_backend()
     settings.check_platforms()
+    _check_database(settings.DATABASE_URL)
     from aiohttp import web
 
     from bot.service import Service

@@ -24,6 +24,21 @@ def test_half_configured_slack_is_an_error() -> None:
         Settings(_env_file=None, SLACK_BOT_TOKEN="xoxb-1").check_platforms()
 
 
+def test_serve_with_a_missing_database_stops_with_one_line(tmp_path) -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": root,
+           "BACKEND": "wren", "WREN_BASE_URL": "http://127.0.0.1:9", "WREN_API_KEY": "psk-x",
+           "DATABASE_URL": "postgresql+asyncpg://postgres:s3cret-pw@127.0.0.1:5432/no_such_db_x"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main(['serve']))"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("insightbot: database error: cannot open DATABASE_URL "
+                           "postgresql+asyncpg://postgres:***@127.0.0.1:5432/no_such_db_x: ")
+    assert "s3cret-pw" not in line and "Traceback" not in proc.stderr
+
+
 def test_invalid_value_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "not-a-port")
     with pytest.raises(ConfigError) as err:

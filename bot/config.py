@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     TEAMS_APP_PASSWORD: str | None = None
     TEAMS_TENANT_ID: str | None = None
     TEAMS_ALLOW_ANONYMOUS: bool = False
+    SLACK_EXTERNAL_TEAMS: str = ""  # workspace/enterprise ids whose users may ask from Slack Connect
     SLACK_STREAMING: bool = True  # chat.startStream/appendStream/stopStream where Slack allows it
     TEAMS_STREAMING: bool = True  # the Agents SDK's StreamingResponse in personal chats
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from bot.metrics import Metrics
 from bot.relay import Relay
 from bot.slack.locales import UserLocales
+from bot.slack.membership import Membership
 from storage.repository import Repository
 
 PLATFORM = "slack"
@@ -22,6 +23,7 @@ class SlackDeps:
     metrics: Metrics
     locales: UserLocales = field(default_factory=UserLocales)
     prompt_examples: list[str] = field(default_factory=list)  # SLACK_SUGGESTED_PROMPTS
+    membership: Membership = field(default_factory=Membership)  # SLACK_EXTERNAL_TEAMS
 
 
 def strip_mentions(text: str) -> str:

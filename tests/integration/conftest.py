@@ -121,9 +121,10 @@ class SlackBot:
         return await self.post_signed(body, "application/x-www-form-urlencoded")
 
     async def action(self, action_id: str, value: str, *, user: str = USER, channel: str = CHANNEL,
-                     message_ts: str = "", thread_ts: str | None = None, **action_extra: Any) -> Any:
+                     message_ts: str = "", thread_ts: str | None = None, user_team: str = TEAM,
+                     **action_extra: Any) -> Any:
         payload = {"type": "block_actions", "team": {"id": TEAM, "domain": "fake"},
-                   "user": {"id": user, "username": "someone", "team_id": TEAM},
+                   "user": {"id": user, "username": "someone", "team_id": user_team},
                    "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2.3",
                    "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
                                  "is_ephemeral": False, **({"thread_ts": thread_ts} if thread_ts else {})},

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.relay import Question, ThreadRef
 from bot.slack.deps import PLATFORM, SlackDeps
 from bot.slack.history import HISTORY_MORE_ACTION
+from bot.slack.membership import REFUSAL
 from bot.slack.listeners.commands import respond_history
 from bot.slack.listeners.stopping import MESSAGES, stop_run, tell
 from bot.slack.render import (
@@ -76,6 +77,10 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             return
         user = body["user"]["id"]
         ref = ThreadRef(PLATFORM, (body.get("team") or {}).get("id", ""), _channel_of(body), thread)
+        if not deps.membership.may_ask(user_team=body["user"].get("team_id"), home_team=ref.workspace,
+                                       home_enterprise=(body.get("enterprise") or {}).get("id")):
+            await tell(client, ref.channel, user, REFUSAL, thread)
+            return
         try:
             await client.chat_postMessage(channel=ref.channel, thread_ts=thread,
                                           text=f"<@{user}> asked: {question}")

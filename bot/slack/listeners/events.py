@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.relay import Question, ThreadRef
 from bot.slack.deps import HELP_TEXT, PLATFORM, SlackDeps, is_stop, strip_mentions
 from bot.slack.home import publish_home
+from bot.slack.membership import REFUSAL, event_team
 from bot.slack.prompts import suggest_prompts
 from bot.slack.listeners.stopping import MESSAGES, stop_run, tell
 
@@ -80,6 +81,11 @@ async def _handle_message(deps: SlackDeps, event: dict[str, Any], context: Async
     thread = event.get("thread_ts") or ts
     ref = ThreadRef(PLATFORM, context.team_id or event.get("team") or "", channel, thread)
     text = strip_mentions(event.get("text", ""))
+    if text and not deps.membership.may_ask(user_team=event_team(event), home_team=ref.workspace,
+                                            home_enterprise=context.enterprise_id):
+        if await deps.repo.claim_event(key):  # (a retry is not refused twice)
+            await tell(client, channel, user, REFUSAL, thread)
+        return
     if text and not is_stop(text):  # a question: its claim is stored together with the run
         question = Question(ref=ref, text=text, asker=user, event_key=key,
                             language_lookup=deps.locales.lookup(client, ref.workspace, user))

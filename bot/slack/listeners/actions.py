@@ -81,6 +81,13 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                                        home_enterprise=(body.get("enterprise") or {}).get("id")):
             await tell(client, ref.channel, user, REFUSAL, thread)
             return
+        # a double click (or Slack redelivering the click) asks once: one button of one message,
+        # pressed by one person, is one question
+        clicked = (body.get("container") or {}).get("message_ts") or thread
+        key = f"slack:suggest:{ref.channel}:{clicked}:{body['actions'][0].get('action_id', '')}:{user}"
+        if not await deps.repo.claim_event(key[:255]):
+            deps.metrics.duplicates.labels(PLATFORM).inc()
+            return
         try:
             await client.chat_postMessage(channel=ref.channel, thread_ts=thread,
                                           text=f"<@{user}> asked: {question}")

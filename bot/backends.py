@@ -45,4 +45,5 @@ def build_backend(settings: Settings, name: str | None = None) -> Backend:
                                         use_ontology=settings.TEXTQL_USE_ONTOLOGY,
                                         ontology_connector_id=settings.TEXTQL_ONTOLOGY_CONNECTOR_ID,
                                         clifford=settings.TEXTQL_CLIFFORD,
-                                        stream_idle_timeout=settings.TEXTQL_STREAM_IDLE_TIMEOUT))
+                                        stream_idle_timeout=settings.TEXTQL_STREAM_IDLE_TIMEOUT,
+                                        allow_private_images=settings.TEXTQL_ALLOW_PRIVATE_IMAGES))

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     CLICKZETTA_WAREHOUSE_URL: str | None = None
     TEXTQL_MODE: Literal["legacy", "v2"] = "legacy"
     TEXTQL_STREAM_IDLE_TIMEOUT: float = 420.0  # > TextQL's own 360 s cell / 180 s SQL limits
+    TEXTQL_ALLOW_PRIVATE_IMAGES: bool = False  # fetch Ana's images from private/loopback hosts
     TEXTQL_USE_ONTOLOGY: bool = False
     TEXTQL_ONTOLOGY_CONNECTOR_ID: int | None = None
     TEXTQL_CLIFFORD: bool | None = None

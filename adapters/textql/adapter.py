@@ -56,7 +56,8 @@ class TextQLBackend:
                                                transport=transport, follow_redirects=False,
                                                headers={"User-Agent": USER_AGENT})
         images = ImageFetcher(self._image_client, base_url=settings.api_root, auth=settings.http_auth(),
-                              max_bytes=settings.image_max_bytes, timeout=settings.image_timeout)
+                              max_bytes=settings.image_max_bytes, timeout=settings.image_timeout,
+                              allow_private=settings.allow_private_images)
         self._legacy = LegacyAna(self._client, settings, images)
         self._v2 = V2Ana(self._client, settings, images)
         self.history: TextQLHistory | None = TextQLHistory(self._client, settings)

@@ -9,7 +9,14 @@ another host. So a download:
   time (one deadline over all hops);
 * takes ``data:image/…;base64`` URLs as they are, under the same checks;
 * accepts only ``image/*`` responses whose bytes really are PNG, JPEG, GIF or WebP (no SVG:
-  it is a document, not a picture, and chat platforms would upload it as a broken PNG).
+  it is a document, not a picture, and chat platforms would upload it as a broken PNG);
+* refuses, on every hop, hosts other than TextQL's own whose address — literal, or every
+  address the name resolves to — is private, loopback, link-local or otherwise not public: a
+  URL from the stream must not make the bot fetch from its own network (cloud metadata at
+  169.254.169.254, internal services). ``TEXTQL_ALLOW_PRIVATE_IMAGES`` lifts that for
+  deployments whose object storage is internal (and for tests on loopback). The check
+  resolves before connecting; a name that re-resolves differently in between (DNS rebinding)
+  is not caught.
 
 A failed download never fails the answer: it becomes a chart part with a quiet ``note``. Logs
 name the host only: signed URLs carry tokens in their query string.
@@ -19,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import logging
+import socket
 
 import httpx
 
@@ -57,8 +66,9 @@ class ImageFetcher:
     """Fetches image URLs into chart parts with one dedicated, credential-free HTTP client."""
 
     def __init__(self, client: httpx.AsyncClient, *, base_url: str, auth: httpx.Auth,
-                 max_bytes: int, timeout: float) -> None:
+                 max_bytes: int, timeout: float, allow_private: bool = False) -> None:
         self._client = client
+        self._allow_private = allow_private
         self._base = httpx.URL(base_url.rstrip("/") + "/")
         self._auth = auth
         self._max_bytes = max_bytes
@@ -87,7 +97,10 @@ class ImageFetcher:
         for _ in range(_MAX_REDIRECTS + 1):
             if url.scheme not in _DEFAULT_PORTS or not url.host:
                 raise ImageRefused("its address is not an http(s) URL")
-            auth = self._auth if origin(url) == origin(self._base) else None
+            own = origin(url) == origin(self._base)
+            if not own and not self._allow_private:
+                await _refuse_private(url.host)
+            auth = self._auth if own else None
             async with self._client.stream("GET", url, auth=auth, follow_redirects=False,
                                            headers={"Accept": "image/*"}) as response:
                 if response.is_redirect and "location" in response.headers:
@@ -135,3 +148,17 @@ class ImageFetcher:
     def _limit_text(self) -> str:
         mb = self._max_bytes / (1024 * 1024)
         return f"{mb:g} MB" if mb >= 1 else f"{self._max_bytes} bytes"
+
+
+async def _refuse_private(host: str) -> None:
+    """Raise :class:`ImageRefused` unless every address of ``host`` is a public one."""
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError:
+            raise ImageRefused(f"its host ({host}) could not be resolved") from None
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    if not addresses or any(not address.is_global for address in addresses):
+        raise ImageRefused(f"its host ({host}) is on a private network")

@@ -67,6 +67,7 @@ class TextQLSettings:
     request_timeout: float = 30.0  # non-streaming calls: history, cancel
     image_max_bytes: int = 5 * 1024 * 1024
     image_timeout: float = 20.0
+    allow_private_images: bool = False  # images from private/loopback/link-local hosts
     max_images: int = 4  # images downloaded per answer; more become a note
     # v2 only: Ana's tools are off unless a request turns them on.
     connector_ids: tuple[int, ...] = ()

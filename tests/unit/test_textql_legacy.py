@@ -113,18 +113,38 @@ async def test_python_image_on_textql_host_is_downloaded_with_credentials(fake: 
 async def test_image_on_foreign_host_gets_no_credentials(fake: FakeTextQL) -> None:
     async with FakeTextQL(member_id="other", api_key="other-key") as host:
         fake.image_url = f"{host.base_url}/images/chart.png"
-        answer = fold(await run(fake))
+        answer = fold(await run(fake, allow_private_images=True))  # (the other host is loopback)
         chart = next(p for p in answer.parts if isinstance(p, ChartPart))
         assert chart.png == host.images["chart.png"].data
         seen = host.requests_to("/images/chart.png")
         assert len(seen) == 1 and "Authorization" not in seen[0].headers
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:{port}", "169.254.169.254", "10.0.0.7", "[::1]",
+                                     "localhost:{port}"])
+async def test_images_on_private_hosts_are_refused_by_default(fake: FakeTextQL, address: str) -> None:
+    async with FakeTextQL(member_id="other", api_key="other-key") as host:
+        port = host.base_url.rsplit(":", 1)[1]
+        fake.image_url = f"http://{address.format(port=port)}/images/chart.png"
+        answer = fold(await run(fake))
+        chart = next(p for p in answer.parts if isinstance(p, ChartPart))
+        assert chart.png is None and "private network" in chart.note
+        assert host.requests_to("/images/chart.png") == []  # never fetched
+
+
+async def test_a_redirect_to_a_private_host_is_refused(fake: FakeTextQL) -> None:
+    fake.redirects["chart"] = "http://169.254.169.254/latest/meta-data/"
+    fake.image_url = f"{fake.base_url}/redirect/chart"  # TextQL's own host: allowed, then not
+    answer = fold(await run(fake))
+    chart = next(p for p in answer.parts if isinstance(p, ChartPart))
+    assert chart.png is None and "private network" in chart.note
+
+
 async def test_redirect_from_textql_host_to_foreign_host_drops_credentials(fake: FakeTextQL) -> None:
     async with FakeTextQL(member_id="other", api_key="other-key") as host:
         fake.redirects["chart"] = f"{host.base_url}/images/chart.png"
         fake.image_url = f"{fake.base_url}/redirect/chart"
-        answer = fold(await run(fake))
+        answer = fold(await run(fake, allow_private_images=True))
         chart = next(p for p in answer.parts if isinstance(p, ChartPart))
         assert chart.png == host.images["chart.png"].data
         assert fake.requests_to("/redirect/chart")[0].headers["Authorization"] == fake.basic_header

@@ -51,7 +51,7 @@ async def ask(backend: TextQLBackend, question: str, session_id: str | None = No
 async def test_v2_stream_parts_in_order(fake: FakeTextQL) -> None:
     async with FakeTextQL() as host:
         fake.image_url = f"{host.base_url}/images/chart.png"
-        async with backend_for(fake) as backend:
+        async with backend_for(fake, allow_private_images=True) as backend:  # (a loopback host)
             assert backend.capabilities.keeps_context is True
             assert backend.capabilities.cooperative_stop is False
             updates = await ask(backend, "Revenue by region")

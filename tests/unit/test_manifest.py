@@ -7,7 +7,9 @@ import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "schemas" / "slack-manifest.schema.1.0.0.json"
+# Slack's manifest schema (MIT, tests/schemas/slack-manifest.LICENSE), vendored so that a clone
+# anywhere validates the manifest instead of skipping the check
+SCHEMA = ROOT / "tests" / "schemas" / "slack-manifest.schema.1.0.0.json"
 
 
 def _manifest() -> dict:
@@ -15,10 +17,6 @@ def _manifest() -> dict:
 
 
 def test_manifest_validates_against_slacks_schema() -> None:
-    import pytest
-
-    if not SCHEMA.exists():
-        pytest.skip(f"schema not found at {SCHEMA}")
     schema = json.loads(SCHEMA.read_text())
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(_manifest()), key=str)
     assert not errors, [e.message for e in errors]

@@ -30,6 +30,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from aiohttp import web
 
+from bot.textclean import clean
+
 MAX_BODY = 1024 * 1024  # Slack's largest payloads (a message with its blocks) are far below this
 MAX_AGE = 5 * 60  # a signature older than this is a replay
 MAX_ID = 100  # Slack ids and timestamps are short; a longer one would not fit the event ledger
@@ -112,26 +114,6 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Malformed(f"the {what} is not a JSON object")
     return value
-
-
-# -- strings -----------------------------------------------------------------------------------
-def clean(value: Any) -> Any:
-    """``value`` with every string (keys too) encodable and storable."""
-    if isinstance(value, str):
-        return _clean_text(value)
-    if isinstance(value, dict):
-        return {_clean_text(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
-
-
-def _clean_text(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: each becomes U+FFFD
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text.replace("\x00", "") if "\x00" in text else text
 
 
 # -- shapes: one small check per concern -------------------------------------------------------------

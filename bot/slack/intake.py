@@ -38,6 +38,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.slack import guard
+from bot.textclean import clean
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class AckFirstSocketModeHandler(AsyncSocketModeHandler):
         """Envelopes pass the same edge checks as HTTP bodies (``bot/slack/guard.py``); one that
         fails is acknowledged (so Slack does not resend it) and dropped."""
         self.intake.arrived()
-        req.payload = guard.clean(req.payload)
+        req.payload = clean(req.payload)
         try:
             guard.check_envelope(req.type, req.payload)
         except guard.Malformed as exc:

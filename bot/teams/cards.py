@@ -45,6 +45,7 @@ from adapters.answer import (
 from bot.delivery.sqlformat import readable_sql
 from bot.delivery.tabular import showing_line
 from bot.delivery.textsplit import shorten, split_text
+from bot.textclean import clean
 from bot.teams.markdown import (
     Element, code_block, code_chunks, markdown_elements, markdown_groups, text_block,
 )
@@ -104,14 +105,14 @@ def adaptive_card(body: list[Element], actions: list[Element] | None = None) -> 
 def card_activity(card: dict[str, Any], summary: str = "") -> Activity:
     """A message with one card and no text, so Teams keeps it one updatable message."""
     activity = Activity(type="message", attachments=[
-        Attachment(content_type=CARD_CONTENT_TYPE, content=sanitized(card))])
+        Attachment(content_type=CARD_CONTENT_TYPE, content=clean(card))])
     if summary:
-        activity.summary = sanitized(shorten(summary, 200))
+        activity.summary = clean(shorten(summary, 200))
     return activity
 
 
 def text_activity(text: str) -> Activity:
-    return Activity(type="message", text=sanitized(text), text_format="markdown")
+    return Activity(type="message", text=clean(text), text_format="markdown")
 
 
 class AIMessageEntity(AIEntity):
@@ -150,25 +151,6 @@ def has_ai_content(answer: Answer) -> bool:
 
 def wants_feedback(answer: Answer) -> bool:
     return answer.outcome is Outcome.DONE
-
-
-def sanitized(node: Any) -> Any:
-    """``node`` with every string valid Unicode: a surrogate pair a backend's JSON escapes left
-    as two halves becomes the character it encodes, a lone half becomes U+FFFD. (Teams and the
-    JSON on the wire would cope with a pair, not with a lone half; sizes would be wrong.)"""
-    if isinstance(node, str):
-        if node.isascii():
-            return node
-        try:
-            node.encode("utf-8")
-            return node
-        except UnicodeEncodeError:
-            return node.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(node, dict):
-        return {k: sanitized(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [sanitized(v) for v in node]
-    return node
 
 
 def _subtle(text: str) -> Element:

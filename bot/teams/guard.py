@@ -20,6 +20,8 @@ import logging
 from typing import Any
 
 from aiohttp import web
+
+from bot.textclean import clean
 from microsoft_agents.activity import Activity
 
 MAX_BODY = 1024 * 1024  # Teams activities are at most a few hundred KB (cards, entities)
@@ -64,23 +66,6 @@ async def read_activity(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def clean(value: Any) -> Any:
-    """``value`` with every string (keys too) encodable and storable."""
-    if isinstance(value, str):
-        return _clean_text(value)
-    if isinstance(value, dict):
-        return {_clean_text(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
-
-
-def _clean_text(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: each becomes U+FFFD
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text.replace("\x00", "") if "\x00" in text else text
 
 
 class CheckedRequest:

@@ -6,6 +6,10 @@ bot therefore has its own interpreter and event loop, as in production, and the 
 Slack and the fake backend compete with it for the same two cores — as a test harness on this
 machine would. What the process costs is read from ``/proc``: resident memory (the bot and its
 chart workers) and CPU time.
+
+The multi-process tests (replicas, rolling deploys, ``kill -9`` at every stage) start and kill
+the same processes with :func:`spawn_bot`, :meth:`BotProcess.kill` and
+:meth:`BotProcess.terminate`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import AsyncIterator
 import aiohttp
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# the code under test, whichever checkout that is (not whatever an editable install points to)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -37,6 +43,25 @@ def free_port() -> int:
 class BotProcess:
     process: asyncio.subprocess.Process
     url: str
+    log_path: Path | None = None
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no lease released, nothing flushed."""
+        if self.process.returncode is None:
+            self.process.kill()
+
+    async def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, as a deploy stops a replica; SIGKILL if it does not exit in ``timeout``."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.process.kill()
+        return await self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     @property
     def pid(self) -> int:
@@ -74,32 +99,41 @@ class BotProcess:
         return out
 
 
+async def spawn_bot(env: dict[str, str], workdir: Path, *, name: str = "bot",
+                    ready_timeout: float = 60.0) -> BotProcess:
+    """Start ``insightbot serve`` with ``env`` (on top of a clean environment, in ``workdir``,
+    logging to ``workdir/<name>.log``) and return once ``/healthz`` answers."""
+    port = free_port()
+    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), "HOST": "127.0.0.1",
+            "PORT": str(port), "LOG_LEVEL": "WARNING", "PYTHONPATH": str(PROJECT_ROOT),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bot.db", **env}
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "serve", env=full, cwd=workdir,
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
+    bot = BotProcess(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        await _wait_healthy(bot, ready_timeout)
+    except BaseException as exc:
+        bot.kill()
+        await process.wait()
+        if isinstance(exc, RuntimeError):
+            raise RuntimeError(f"{name} did not start: {exc}\n{bot.log()[-3000:]}") from None
+        raise
+    return bot
+
+
 @contextlib.asynccontextmanager
 async def bot_process(env: dict[str, str], *, ready_timeout: float = 60.0) -> AsyncIterator[BotProcess]:
     """Run ``insightbot serve`` with ``env`` (on top of a clean environment) until the block ends."""
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        full = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "HOST": "127.0.0.1",
-                "PORT": str(port), "LOG_LEVEL": "WARNING",
-                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bot.db", **env}
-        log = open(Path(tmp) / "bot.log", "wb")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "serve", env=full, cwd=tmp,
-            stdout=log, stderr=asyncio.subprocess.STDOUT)
-        bot = BotProcess(process, f"http://127.0.0.1:{port}")
+        bot = await spawn_bot(env, Path(tmp), ready_timeout=ready_timeout)
         try:
-            await _wait_healthy(bot, ready_timeout)
             yield bot
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
-            log.close()
-            tail = (Path(tmp) / "bot.log").read_text(errors="replace")[-3000:]
+            await bot.terminate()
+            tail = bot.log()[-3000:]
             errors = [line for line in tail.splitlines() if re.search(r"ERROR|Traceback", line)]
             if errors:
                 print("[bot log, last errors]\n" + "\n".join(errors[-10:]), file=sys.stderr)

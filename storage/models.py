@@ -118,6 +118,9 @@ class Run(Base):
     # a run whose lease ran out, or was released at a clean shutdown, belongs to nobody.
     owner: Mapped[str | None] = mapped_column(String)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the platform took the final reply; a finished run without it was stored but maybe
+    # never shown (a crash in between): a live replica delivers its stored answer again.
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Event(Base):

@@ -66,6 +66,7 @@ class RunRecord:
     finished_at: datetime | None
     owner: str | None = None  # the replica executing it (see Repository.claim_orphans)
     lease_until: datetime | None = None
+    delivered_at: datetime | None = None  # when the final reply reached the chat platform
 
     @property
     def active(self) -> bool:

@@ -68,6 +68,10 @@ _FIND_CONVERSATION = select(_conversations).where(
 _UPDATE_CONVERSATION = update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
 _GET_RUN = select(_runs).where(_runs.c.id == bindparam("run_id"))
 _INSERT_RUN = insert(_runs).returning(*_runs.c)
+# what a replica must still do something about: run it, or deliver its stored answer
+_UNFINISHED_OR_UNDELIVERED = or_(
+    _runs.c.status.in_(ACTIVE_STATUSES),
+    and_(_runs.c.status.in_(FINAL_STATUSES), _runs.c.delivered_at.is_(None)))
 _UPDATE_RUN = update(_runs).where(_runs.c.id == bindparam("run_id")).returning(*_runs.c)
 _FINISH_RUN = (update(_runs)
                .where(_runs.c.id == bindparam("run_id"), _runs.c.status.in_(ACTIVE_STATUSES))
@@ -411,6 +415,16 @@ class Repository:
         return None if row is None else _run(row)
 
     @_whole
+    async def mark_delivered(self, run_id: str) -> None:
+        """The platform took the run's final reply: nobody delivers it again.
+
+        :meth:`finish_run` stores the answer before it is shown; until this is called the run
+        keeps its lease, and a replica that finds the lease run out delivers the stored answer.
+        """
+        stmt = update(_runs).where(_runs.c.id == run_id).values(delivered_at=self._clock())
+        await self._runner.write(lambda conn: conn.execute(stmt))
+
+    @_whole
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = await self._runner.read(_first_of(_GET_RUN, {"run_id": run_id}))
         return None if row is None else _run(row)
@@ -500,7 +514,9 @@ class Repository:
                             platforms: list[str] | None = None) -> list[RunRecord]:
         """Take for ``owner``, until ``lease`` from now, the unfinished runs nobody holds: their
         lease ran out (the replica executing them died), was released (it shut down cleanly),
-        or they never had one (rows from before run ownership). Oldest first.
+        or they never had one (rows from before run ownership). Oldest first. A finished run
+        whose answer was stored but not marked delivered counts too: its replica died between
+        storing and showing the answer (see :meth:`mark_delivered`).
 
         Race-safe across replicas: one UPDATE whose condition PostgreSQL re-checks on a row
         another transaction just claimed (READ COMMITTED), so each run goes to one claimant;
@@ -508,7 +524,7 @@ class Repository:
         takes no run it could not reply to).
         """
         now = self._clock()
-        conditions = [_runs.c.status.in_(ACTIVE_STATUSES),
+        conditions = [_UNFINISHED_OR_UNDELIVERED,
                       or_(_runs.c.lease_until.is_(None), _runs.c.lease_until < now)]
         if platforms is not None:
             conditions.append(_runs.c.platform.in_(platforms))
@@ -541,8 +557,7 @@ class Repository:
         if not run_ids:
             return 0
         stmt = (update(_runs)
-                .where(_runs.c.id.in_(run_ids), _runs.c.owner == owner,
-                       _runs.c.status.in_(ACTIVE_STATUSES))
+                .where(_runs.c.id.in_(run_ids), _runs.c.owner == owner, _UNFINISHED_OR_UNDELIVERED)
                 .values(owner=None, lease_until=None))
         return int(await self._runner.write(lambda conn: conn.execute(stmt).rowcount))
 

@@ -34,7 +34,7 @@ from bot.delivery.reply import Receipt
 from bot.relay.drawings import ChartRendering, Drawings
 from bot.relay.live import LiveRun, LiveRuns
 from bot.relay.sink import SinkFactory
-from bot.relay.snapshot import answer_to_dict
+from bot.relay.snapshot import answer_from_dict, answer_to_dict
 from bot.relay.suggestions import with_suggestions
 from bot.relay.thread import Question, ThreadRef
 from bot.relay.leases import LeaseKeeper, new_replica_id
@@ -294,17 +294,24 @@ class Relay:
             answer = live.drawings.into(answer)
         error = "; ".join(e.message for e in answer.errors) or None
         try:
-            await self.repo.finish_run(live.run_id, answer.outcome.value, error=error,
-                                       answer=answer_to_dict(answer),
-                                       stopped_by=answer.stopped_by or None)
-        except Exception:
+            stored = await self.repo.finish_run(live.run_id, answer.outcome.value, error=error,
+                                                answer=answer_to_dict(answer),
+                                                stopped_by=answer.stopped_by or None)
+        except Exception:  # deliver it anyway: an answer not stored beats one not shown
             log.exception("run %s: could not store the final answer", live.run_id)
+        else:
+            if stored is None:  # another replica finished it (it took the run over): it answers
+                log.warning("run %s was finished elsewhere; not delivering a second answer",
+                            live.run_id)
+                live.answer = answer
+                return
         self.metrics.runs_finished.labels(self.backend.name, answer.outcome.value).inc()
         if live.started_at is not None:
             self.metrics.run_seconds.labels(self.backend.name).observe(live.elapsed())
         live.answer = answer
         receipt = await live.sink.close(answer)
         await self._record_final_place(live, receipt)
+        await self._mark_delivered(live.run_id)
         if live.drawings is None:
             self._finished(live, answer)
             return
@@ -313,6 +320,27 @@ class Relay:
                                    name=f"late-charts-{live.run_id}")
         self._after.add(task)
         task.add_done_callback(self._after.discard)
+
+    async def _mark_delivered(self, run_id: str) -> None:
+        try:
+            await self.repo.mark_delivered(run_id)
+        except Exception:  # it may be delivered again by whoever takes the lease: same reply
+            log.warning("run %s: could not record that its answer was delivered", run_id,
+                        exc_info=True)
+
+    async def _redeliver(self, live: LiveRun, record: RunRecord) -> None:
+        """Show a run's stored final answer: its replica stored it and died before the chat
+        had it (or before recording that it had). Its reply is edited again — the same
+        content when it did arrive — so the thread ends with exactly one answer."""
+        answer = answer_from_dict(record.answer) if record.answer else Answer().finish(
+            Outcome.FAILED, error=ErrorPart("error", "This analysis was interrupted by a restart "
+                                            "of the bot. Please ask again.", code="interrupted",
+                                            reference=record.id))
+        live.answer = answer
+        receipt = await live.sink.close(answer)
+        await self._record_final_place(live, receipt)
+        await self._mark_delivered(live.run_id)
+        self._finished(live, answer)
 
     async def _deliver_late_charts(self, live: LiveRun, answer: Answer) -> None:
         """Charts drawn after the answer went out follow it into the thread; the run's turn in
@@ -458,6 +486,9 @@ class Relay:
 
     async def _resume(self, live: LiveRun, record: RunRecord) -> None:
         try:
+            if not record.active:  # finished, stored, never marked delivered
+                await self._redeliver(live, record)
+                return
             if not record.reply_ts:
                 live.answer = Answer(parts=(StatusPart(STATUS_ID, WORKING),))
                 await self._open_reply(live)
@@ -497,9 +528,14 @@ class Relay:
         """Shut down: leave running runs as they are in storage, their leases released, so
         another replica (or the next start) continues them at once."""
         self._closing = True
-        unfinished = [r.run_id for r in self.live.all()]
         if self._stop_watcher is not None:
             self._stop_watcher.cancel()
+        # answers already on their way out are let through (a deploy should not make a finished
+        # analysis be delivered again by the next replica); the rest are left in storage
+        delivering = [r.task for r in self.live.all() if r.finishing and r.task is not None]
+        if delivering:
+            await asyncio.wait(delivering, timeout=FINISH_GRACE)
+        unfinished = [r.run_id for r in self.live.all()]
         runs = self.live.all()
         tasks = [r.task for r in runs if r.task is not None]
         for task in tasks:
@@ -517,6 +553,9 @@ class Relay:
             task.cancel()
         await asyncio.gather(*after, return_exceptions=True)
         await self.leases.close(release=unfinished)  # (finished ones stay finished: claims skip them)
+
+
+FINISH_GRACE = 10.0  # seconds a shutdown waits for answers being delivered
 
 
 def _queued_text(ahead: int) -> str:

@@ -6,6 +6,10 @@ the chat), and a chart spec's inline data rows — a Wren chart carries thousand
 into JSON on the event loop stalled every other run for tens of milliseconds. The spec's shape
 (mark, encodings, title) is kept; ``data_rows`` and ``rows_stored`` say what was left out. Text
 is stored as it was (unpaired surrogates, which cannot be encoded, become U+FFFD).
+
+:func:`answer_from_dict` reads a stored snapshot back, for delivering a finished answer again
+when its replica died between storing and showing it. What the snapshot left out stays out:
+charts (their PNG went nowhere, their data was dropped) are replaced by a notice.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from adapters.answer import Answer, Part
+from adapters.answer import (
+    Answer, CodePart, Column, ErrorPart, KnowledgeEntry, KnowledgePart, MetricPart,
+    Outcome, Part, PartKind, SqlPart, StatusPart, StepPart, StepState, SuggestionsPart, TablePart,
+    TextPart,
+)
 
 
 STORED_ROWS = 100  # of a result table: what the reply showed (the CSV went to the chat)
@@ -101,3 +109,78 @@ def _encodable(text: str) -> str:
         return text
     except UnicodeEncodeError:  # pairs the surrogates that make a pair, replaces the rest
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+CHARTS_LOST = "The chart of this answer could not be delivered after a restart of the bot."
+
+
+def answer_from_dict(data: dict[str, Any]) -> Answer:
+    """The stored snapshot as an :class:`Answer` again (charts become a notice; see above).
+
+    Parts of a kind this version does not know, or that do not parse, are skipped rather than
+    failing the whole answer: what can be shown is shown.
+    """
+    parts: list[Part] = []
+    charts = 0
+    for raw in data.get("parts") or ():
+        if not isinstance(raw, dict):
+            continue
+        if raw.get("kind") == PartKind.CHART.value:
+            charts += 1
+            continue
+        part = _part_from(raw)
+        if part is not None:
+            parts.append(part)
+    notice = str(data.get("notice") or "")
+    if charts:
+        notice = f"{notice} {CHARTS_LOST}".strip()
+    try:
+        outcome = Outcome(data.get("outcome"))
+    except ValueError:
+        outcome = Outcome.FAILED
+    elapsed = data.get("elapsed")
+    return Answer(parts=tuple(parts), outcome=outcome, session_id=data.get("session_id"),
+                  run_id=data.get("run_id"), notice=notice, stopped_by=str(data.get("stopped_by") or ""),
+                  elapsed=float(elapsed) if isinstance(elapsed, (int, float)) else None)
+
+
+def _part_from(raw: dict[str, Any]) -> Part | None:
+    kind, pid = raw.get("kind"), str(raw.get("id") or "")
+    try:
+        if kind == PartKind.STATUS.value:
+            return StatusPart(pid, str(raw.get("text") or ""))
+        if kind == PartKind.STEP.value:
+            produces = raw.get("produces")
+            return StepPart(pid, str(raw.get("title") or ""), StepState(raw.get("state", "complete")),
+                            str(raw.get("detail") or ""), PartKind(produces) if produces else None)
+        if kind == PartKind.TEXT.value:
+            return TextPart(pid, str(raw.get("markdown") or ""))
+        if kind == PartKind.SQL.value:
+            return SqlPart(pid, str(raw.get("sql") or ""), str(raw.get("title") or ""))
+        if kind == PartKind.KNOWLEDGE.value:
+            return KnowledgePart(pid, tuple(KnowledgeEntry(str(e.get("title") or ""), str(e.get("detail") or ""))
+                                            for e in raw.get("entries") or () if isinstance(e, dict)))
+        if kind == PartKind.METRIC.value:
+            return MetricPart(pid, str(raw.get("name") or ""), str(raw.get("description") or ""),
+                              str(raw.get("dsl") or ""))
+        if kind == PartKind.TABLE.value:
+            total = raw.get("total")
+            return TablePart(pid, _columns(raw.get("columns")),
+                             tuple(tuple(row) for row in raw.get("rows") or () if isinstance(row, list)),
+                             total if isinstance(total, int) else None, str(raw.get("title") or ""))
+        if kind == PartKind.CODE.value:
+            return CodePart(pid, str(raw.get("source") or ""), str(raw.get("language") or "python"),
+                            str(raw.get("output") or ""))
+        if kind == PartKind.ERROR.value:
+            return ErrorPart(pid, str(raw.get("message") or ""), str(raw.get("code") or ""),
+                             str(raw.get("reference") or ""))
+        if kind == PartKind.SUGGESTIONS.value:
+            return SuggestionsPart(pid, tuple(str(q) for q in raw.get("questions") or ()))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return None
+
+
+def _columns(raw: Any) -> tuple[Column, ...]:
+    return tuple(Column(str(c.get("name") or ""), str(c.get("type") or ""))
+                 for c in raw or () if isinstance(c, dict))

@@ -186,6 +186,18 @@ class StoredFile:
         return out
 
 
+@dataclass
+class _Hold:
+    """A slow Slack for one method (see :meth:`FakeSlack.hold`)."""
+
+    gate: asyncio.Event
+    when: Callable[[dict[str, Any]], bool] | None = None
+    after: bool = False
+
+    def applies(self, args: dict[str, Any]) -> bool:
+        return not self.gate.is_set() and (self.when is None or self.when(args))
+
+
 class _Fail(Exception):
     """A Slack error answer, raised inside handlers."""
 
@@ -266,7 +278,8 @@ class FakeSlack:
             defaultdict(list))
         self._dms: dict[str, str] = {}
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
-        self._holds: dict[str, asyncio.Event] = {}
+        self._holds: dict[str, _Hold] = {}
+        self.held: list[tuple[str, dict[str, Any]]] = []  # (method, args) of calls held so far
         self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._ts = itertools.count(1_700_000_000_000_100, 100)
@@ -315,9 +328,22 @@ class FakeSlack:
     def hold(self, method: str) -> asyncio.Event:
         """Keep every call of ``method`` unanswered until the returned event is set (a slow
         Slack); calls still count as received when they arrive."""
-        gate = self._holds.setdefault(method, asyncio.Event())
-        gate.clear()
+        gate = self.hold_calls(method).gate
         return gate
+
+    def hold_calls(self, method: str, *, when: Callable[[dict[str, Any]], bool] | None = None,
+                   after: bool = False) -> _Hold:
+        """:meth:`hold` with options: ``when`` holds only calls whose arguments it accepts;
+        ``after`` carries the call out first and holds only its answer (the change is visible
+        in Slack, the caller does not know yet). A call held *before* being carried out whose
+        caller went away meanwhile (a killed bot) is dropped unapplied, as Slack drops a request
+        that never fully arrived. Calls held are listed in ``held``."""
+        hold = self._holds.get(method)
+        if hold is None:
+            hold = self._holds[method] = _Hold(asyncio.Event())
+        hold.gate.clear()
+        hold.when, hold.after = when, after
+        return hold
 
     def end_stream(self, channel: str, ts: str) -> None:
         """Slack ends a stream itself: the agent session's Stop (it stops the streams listed in
@@ -382,9 +408,12 @@ class FakeSlack:
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await _read_args(request)
-        gate = self._holds.get(method)
-        if gate is not None:
-            await gate.wait()
+        hold = self._holds.get(method)
+        held = hold is not None and hold.applies(args)
+        if hold is not None and held and not hold.after:
+            await self._wait_held(hold, method, args)
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=400, text="the client went away")
         headers = dict(request.headers)
         call = Call(method=method, args=args, headers=headers, at=self.clock())
         status, body, extra_headers = 200, {}, {}
@@ -402,7 +431,14 @@ class FakeSlack:
         call.status, call.response = status, body
         self.calls.append(call)
         await self._notify()
+        if hold is not None and held and hold.after:
+            await self._wait_held(hold, method, args)
         return web.json_response(body, status=status, headers=extra_headers)
+
+    async def _wait_held(self, hold: _Hold, method: str, args: dict[str, Any]) -> None:
+        self.held.append((method, args))
+        await self._notify()
+        await hold.gate.wait()
 
     def _connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}

@@ -45,10 +45,25 @@ async def test_a_held_run_is_not_taken_and_an_expired_or_released_one_is(
     assert {r.id for r in await repo.claim_orphans("replica-a", LEASE)} == {held, legacy}
 
 
-async def test_finished_runs_are_nobodys_to_take(repo: Repository) -> None:  # noqa: F811
+async def test_delivered_runs_are_nobodys_to_take(repo: Repository) -> None:  # noqa: F811
     run_id = await _ask(repo, "done soon", None, "e3")
     await repo.finish_run(run_id, "done")
+    await repo.mark_delivered(run_id)
     assert await repo.claim_orphans("replica-a", LEASE) == []
+
+
+async def test_a_stored_but_undelivered_answer_is_taken_once_its_lease_runs_out(
+        repo: Repository, repo2: Repository, clock: StepClock) -> None:  # noqa: F811
+    """A replica stored the answer and died before the chat had it: a survivor delivers it."""
+    run_id = await _ask(repo, "answered, then the replica died", "replica-a", "e4")
+    await repo.finish_run(run_id, "done", answer={"outcome": "done", "parts": []})
+    assert await repo2.claim_orphans("replica-b", LEASE) == []  # A's lease still holds
+    clock.now += timedelta(seconds=31)
+    [orphan] = await repo2.claim_orphans("replica-b", LEASE)
+    assert orphan.id == run_id and orphan.status == "done" and orphan.answer is not None
+    await repo2.mark_delivered(run_id)
+    clock.now += timedelta(seconds=31)
+    assert await repo2.claim_orphans("replica-c", LEASE) == []
 
 
 async def test_concurrent_claims_give_each_run_to_one_replica(

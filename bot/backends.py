@@ -16,7 +16,8 @@ def build_backend(settings: Settings, name: str | None = None) -> Backend:
                                         project_id=(settings.WREN_PROJECT_ID or "").strip() or None,
                                         request_timeout=settings.WREN_TIMEOUT,
                                         table_rows=settings.WREN_TABLE_ROWS,
-                                        streaming=settings.WREN_STREAM))
+                                        streaming=settings.WREN_STREAM,
+                                        max_response_bytes=settings.BACKEND_MAX_RESPONSE_BYTES))
     if backend == "clickzetta":
         from adapters.clickzetta import ClickZettaBackend, ClickZettaSettings
 
@@ -31,7 +32,8 @@ def build_backend(settings: Settings, name: str | None = None) -> Backend:
                 overall_timeout=settings.CLICKZETTA_TIMEOUT,
                 request_timeout=settings.CLICKZETTA_REQUEST_TIMEOUT,
                 model_name=(settings.CLICKZETTA_MODEL_NAME or "").strip() or None,
-                warehouse_url=settings.CLICKZETTA_WAREHOUSE_URL)
+                warehouse_url=settings.CLICKZETTA_WAREHOUSE_URL,
+                max_response_bytes=settings.BACKEND_MAX_RESPONSE_BYTES)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return ClickZettaBackend(cz_settings)
@@ -46,4 +48,5 @@ def build_backend(settings: Settings, name: str | None = None) -> Backend:
                                         ontology_connector_id=settings.TEXTQL_ONTOLOGY_CONNECTOR_ID,
                                         clifford=settings.TEXTQL_CLIFFORD,
                                         stream_idle_timeout=settings.TEXTQL_STREAM_IDLE_TIMEOUT,
-                                        allow_private_images=settings.TEXTQL_ALLOW_PRIVATE_IMAGES))
+                                        allow_private_images=settings.TEXTQL_ALLOW_PRIVATE_IMAGES,
+                                        max_response_bytes=settings.BACKEND_MAX_RESPONSE_BYTES))

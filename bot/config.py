@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     CLICKZETTA_REQUEST_TIMEOUT: float = Field(default=60.0, gt=0)  # one HTTP call (vendor: 60 s)
     CLICKZETTA_MODEL_NAME: str | None = None  # modelSettings.model_name; unset: not sent
     CLICKZETTA_WAREHOUSE_URL: str | None = None
+    # the most a backend may send in one answer (a whole stream included); more fails the run
+    BACKEND_MAX_RESPONSE_BYTES: int = Field(default=8 * 1024 * 1024, gt=0)
     TEXTQL_MODE: Literal["legacy", "v2"] = "legacy"
     TEXTQL_STREAM_IDLE_TIMEOUT: float = 420.0  # > TextQL's own 360 s cell / 180 s SQL limits
     TEXTQL_ALLOW_PRIVATE_IMAGES: bool = False  # fetch Ana's images from private/loopback hosts

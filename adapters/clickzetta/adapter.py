@@ -36,6 +36,7 @@ from adapters.clickzetta.client import (
 from adapters.clickzetta.poller import QuestionFollower, RunControl, failed
 from adapters.clickzetta.settings import ClickZettaSettings
 from adapters.clickzetta.warehouse import Warehouse
+from adapters.http import size_cap_hook
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ class ClickZettaBackend:
                  warehouse: Warehouse | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=settings.request_timeout)
+        self._http = http or httpx.AsyncClient(
+            timeout=settings.request_timeout,
+            event_hooks={"response": [size_cap_hook(settings.max_response_bytes)]})
         self.tokens = TokenProvider(self._http, settings.base_url, settings.app_secret_key,
                                     refresh_margin=settings.token_refresh_margin,
                                     request_timeout=settings.request_timeout)

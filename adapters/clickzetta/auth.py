@@ -21,8 +21,8 @@ from typing import Any, Callable
 import httpx
 
 from adapters.clickzetta.client import (
-    TOKEN_PATH, ApiFailure, AuthError, ClickZettaError, NetworkFailure, install_log_redaction,
-    parse_envelope,
+    TOKEN_PATH, ApiFailure, AuthError, ClickZettaError, install_log_redaction, parse_envelope,
+    transport_failure,
 )
 
 log = logging.getLogger(__name__)
@@ -112,12 +112,8 @@ class TokenProvider:
         try:
             response = await self._http.get(self._url, params={"appSecretKey": self._secret},
                                             timeout=self._timeout)
-        except httpx.TimeoutException:
-            raise NetworkFailure("ClickZetta did not answer the token request in time",
-                                 code="timeout") from None
         except httpx.HTTPError as exc:
-            raise NetworkFailure(f"Could not reach ClickZetta ({type(exc).__name__})",
-                                 code="network") from None
+            raise transport_failure(exc, self._timeout, " the token request") from None
         try:
             data = parse_envelope(response)
         except ApiFailure as exc:

@@ -18,6 +18,7 @@ import httpx
 
 from adapters.base import BackendError
 from adapters.clickzetta.settings import ClickZettaSettings
+from adapters.http import ResponseTooLarge, is_tls_failure, too_large_message
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,29 @@ class BadResponse(ClickZettaError):
     """A body that is not the JSON envelope (an HTML error page from a proxy, for example)."""
 
 
+class OversizedResponse(BadResponse):
+    """A body past the size cap (``max_response_bytes``). Final, not retried: a cumulative poll
+    answer only grows, and a proxy's oversized page will not shrink either."""
+
+
 class NetworkFailure(ClickZettaError):
-    """Connection refused, reset or timed out."""
+    """Connection refused, reset or timed out, or a failed TLS handshake."""
+
+
+def transport_failure(exc: httpx.HTTPError, timeout: float, what: str = "") -> ClickZettaError:
+    """The error for an httpx failure of one call; ``what`` names the call in the message.
+
+    Messages name the kind of failure, never the URL (it is internal, and carries the token).
+    """
+    if isinstance(exc, ResponseTooLarge):
+        return OversizedResponse(too_large_message("ClickZetta", exc.limit), code="too_large")
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkFailure(f"ClickZetta did not answer{what} within {timeout:g} s", code="timeout")
+    if isinstance(exc, httpx.ConnectError) and is_tls_failure(exc):
+        return NetworkFailure("Could not open a secure (TLS) connection to ClickZetta: its "
+                              "certificate is not trusted, or it does not speak HTTPS there. "
+                              "Check CLICKZETTA_BASE_URL", code="tls")
+    return NetworkFailure(f"Could not reach ClickZetta ({type(exc).__name__})", code="network")
 
 
 class AuthError(ClickZettaError):
@@ -148,6 +170,11 @@ def as_id(value: Any, what: str) -> int:
     return number
 
 
+def _has_items(responses: list[Any]) -> bool:
+    """Empty (nothing yet), or holding at least one item object (stray entries are skipped)."""
+    return not responses or any(isinstance(item, dict) for item in responses)
+
+
 class ClickZettaClient:
     """One method per endpoint the adapter uses. Stateless apart from the shared token source."""
 
@@ -174,13 +201,8 @@ class ClickZettaClient:
             try:
                 response = await self._http.post(self._settings.base_url + path, params=params,
                                                  json=payload, timeout=self._settings.request_timeout)
-            except httpx.TimeoutException:
-                raise NetworkFailure(
-                    f"ClickZetta did not answer within {self._settings.request_timeout:g} s",
-                    code="timeout") from None
             except httpx.HTTPError as exc:
-                raise NetworkFailure(f"Could not reach ClickZetta ({type(exc).__name__})",
-                                     code="network") from None
+                raise transport_failure(exc, self._settings.request_timeout) from None
             try:
                 return parse_envelope(response)
             except ApiFailure as exc:
@@ -223,9 +245,14 @@ class ClickZettaClient:
             return []
         if isinstance(data, dict):
             responses = data.get("responses")
-            return list(responses) if isinstance(responses, list) else []
-        if isinstance(data, list):
+            if responses is None:
+                return []  # nothing yet
+            if isinstance(responses, list) and _has_items(responses):
+                return list(responses)
+        elif isinstance(data, list) and _has_items(data):
             return data
+        # Read as "nothing yet", a malformed answer would poll on, unseen, until the overall
+        # timeout; failing it lets the poll loop retry a few times and then say so.
         raise BadResponse("ClickZetta sent poll results in an unexpected shape", code="bad_response")
 
     async def stop(self, session_id: str | None, question_id: str) -> None:

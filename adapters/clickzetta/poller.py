@@ -11,8 +11,9 @@ Ending rules, in order of precedence:
    → STOPPED anyway, so a lost stop never leaves the chat spinning;
 3. the overall time limit passed → ask the backend to stop, then FAILED "took longer than N s".
 
-A refusal (``success:false``) while polling is final (unknown question, no permission); network
-trouble, 5xx and non-JSON answers are retried up to ``poll_error_limit`` polls in a row.
+A refusal (``success:false``) while polling is final (unknown question, no permission), and so is
+an answer past the size cap (a cumulative answer only grows); network trouble, 5xx, non-JSON and
+malformed answers are retried up to ``poll_error_limit`` polls in a row.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from adapters.answer import (
     ChartPart, ErrorPart, Finished, Outcome, Part, PartUpsert, TextPart, Update,
 )
 from adapters.clickzetta.charts import ChartMaker, table_id
-from adapters.clickzetta.client import ApiFailure, AuthError, ClickZettaClient, ClickZettaError
+from adapters.clickzetta.client import (
+    ApiFailure, AuthError, ClickZettaClient, ClickZettaError, OversizedResponse,
+)
 from adapters.clickzetta.items import translate
 from adapters.clickzetta.settings import ClickZettaSettings
 
@@ -78,7 +81,7 @@ class QuestionFollower:
             try:
                 items = await self._client.poll(control.question_id)
                 errors = 0
-            except (ApiFailure, AuthError) as exc:
+            except (ApiFailure, AuthError, OversizedResponse) as exc:
                 yield failed(exc, "Could not fetch the analysis results")
                 return
             except ClickZettaError as exc:

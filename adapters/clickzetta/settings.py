@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from adapters.http import DEFAULT_MAX_RESPONSE_BYTES
+
 BASE_PATH = "/clickzetta-campaign-data"
 
 
@@ -39,6 +41,8 @@ class ClickZettaSettings:
     ``domain_id`` is required: Text2InsightQuery refuses a question without it (seed 001), so a
     missing one would fail every question — after a token renewal and a session replacement.
     ``request_timeout`` bounds each HTTP call; the vendor's guidance is 60 s per request.
+    ``max_response_bytes`` bounds what one answer may make the bot read (and hold) — the cumulative
+    poll answer included; the adapter's own HTTP client enforces it (not one passed in).
     ``model_name`` is ``modelSettings.model_name`` (optional; unset, no ``modelSettings`` is sent
     and the tenant's default model answers).
     """
@@ -63,6 +67,7 @@ class ClickZettaSettings:
     # Renew the token this many seconds before it expires (capped at half its lifetime).
     token_refresh_margin: float = 120.0
     model_name: str | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # a larger answer fails the call, unread
 
     def __post_init__(self) -> None:
         base = (self.base_url or "").strip().rstrip("/")
@@ -92,6 +97,7 @@ class ClickZettaSettings:
         _positive(self.stop_grace_polls, "stop_grace_polls")
         _positive(self.stop_grace_seconds, "stop_grace_seconds")
         _positive(self.poll_error_limit, "poll_error_limit")
+        _positive(self.max_response_bytes, "max_response_bytes")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ClickZettaSettings":

@@ -27,7 +27,7 @@ import httpx
 
 from adapters.answer import Finished, Outcome, Update
 from adapters.base import AskRequest, Capabilities
-from adapters.http import LONG_REQUESTS
+from adapters.http import LONG_REQUESTS, size_cap_hook
 from adapters.textql.errors import error_part
 from adapters.textql.history import TextQLHistory
 from adapters.textql.images import ImageFetcher
@@ -51,7 +51,8 @@ class TextQLBackend:
         self._client = httpx.AsyncClient(base_url=settings.api_root, auth=settings.http_auth(),
                                          timeout=settings.call_timeout(), transport=transport,
                                          headers={"User-Agent": USER_AGENT}, follow_redirects=False,
-                                         limits=LONG_REQUESTS)
+                                         limits=LONG_REQUESTS, event_hooks={"response": [
+                                             size_cap_hook(settings.max_response_bytes)]})
         self._image_client = httpx.AsyncClient(timeout=httpx.Timeout(settings.image_timeout),
                                                transport=transport, follow_redirects=False,
                                                headers={"User-Agent": USER_AGENT})

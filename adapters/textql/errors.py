@@ -12,6 +12,7 @@ import json
 import httpx
 
 from adapters.answer import ErrorPart
+from adapters.http import ResponseTooLarge, is_tls_failure, too_large_message
 
 ERROR_ID = "error"
 _MAX_DETAIL = 200
@@ -58,17 +59,29 @@ def http_error(status: int, body: bytes) -> ErrorPart:
 
 
 def transport_error(exc: Exception, *, idle_timeout: float) -> ErrorPart:
-    """An error part for a network failure while talking to TextQL."""
+    """An error part for a network failure while talking to TextQL (or an answer past the size
+    cap, which the bot drops like a broken connection)."""
+    if isinstance(exc, ResponseTooLarge):
+        return error_part(too_large_message("TextQL", exc.limit), "too_large")
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return error_part("TextQL did not accept the connection in time.", "unreachable")
     if isinstance(exc, httpx.ReadTimeout):
         return error_part(f"TextQL went silent for more than {idle_timeout:g} s, so we stopped "
                           "waiting.", "timeout")
     if isinstance(exc, httpx.ConnectError):
+        if is_tls_failure(exc):
+            return error_part("Could not open a secure (TLS) connection to TextQL: its certificate "
+                              "is not trusted, or it does not speak HTTPS there. Check "
+                              "TEXTQL_BASE_URL.", "tls")
         return error_part("Could not reach TextQL.", "unreachable")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return error_part("The connection to TextQL broke before Ana finished.", "incomplete_stream")
     return error_part("The connection to TextQL failed.", "network")
+
+
+def not_a_stream(media_type: str) -> ErrorPart:
+    """A 200 that holds no event and is not ``text/event-stream`` (a proxy's page, a JSON body)."""
+    return error_part(f"TextQL did not answer with an event stream ({media_type}).", "bad_response")
 
 
 def incomplete() -> ErrorPart:

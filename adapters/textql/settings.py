@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from adapters.http import DEFAULT_MAX_RESPONSE_BYTES
+
 Mode = Literal["legacy", "v2"]
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -69,6 +71,7 @@ class TextQLSettings:
     image_timeout: float = 20.0
     allow_private_images: bool = False  # images from private/loopback/link-local hosts
     max_images: int = 4  # images downloaded per answer; more become a note
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # one API answer, a whole stream included
     # v2 only: Ana's tools are off unless a request turns them on.
     connector_ids: tuple[int, ...] = ()
     sql_enabled: bool = True
@@ -91,6 +94,8 @@ class TextQLSettings:
                 raise ValueError(f"TextQL {name} must be positive")
         if self.image_max_bytes <= 0 or self.max_images < 0:
             raise ValueError("TextQL image_max_bytes must be positive, max_images not negative")
+        if self.max_response_bytes <= 0:
+            raise ValueError("TextQL max_response_bytes must be positive")
         self.clifford_param  # validates a string value early
 
     # -- derived values --------------------------------------------------------------------

@@ -29,9 +29,10 @@ import httpx
 from adapters.answer import (
     ErrorPart, Finished, Outcome, PartUpsert, SessionAssigned, StatusPart, TextPart, Update,
 )
+from adapters.http import ResponseTooLarge, is_event_stream, media_type
 from adapters.textql.blocks import STATUS_ID
 from adapters.textql.cells import asset_ref, translate_cell
-from adapters.textql.errors import error_part, http_error, incomplete, transport_error
+from adapters.textql.errors import error_part, http_error, incomplete, not_a_stream, transport_error
 from adapters.textql.images import ImageFetcher
 from adapters.textql.legacy import read_capped
 from adapters.textql.recovery import RecoveredTurn, answer_turn
@@ -47,7 +48,7 @@ def _fresh_event(line: str) -> dict[str, Any] | None:
     """``line`` as a whole v2 event on its own (a JSON object with a ``type``), else None."""
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) and isinstance(value.get("type"), str) else None
 
@@ -56,17 +57,38 @@ def _skipped(reason: str, size: int) -> None:
     log.warning("textql: skipped a v2 stream event that is %s (%d bytes)", reason, size)
 
 
+def _may_close(value: str) -> bool:
+    """Whether a ``data:`` line could be the last of a JSON object or array."""
+    return value.rstrip().endswith(("}", "]"))
+
+
+def _cannot_mend(exc: Exception, data: str) -> bool:
+    """Whether ``data`` is invalid before its end. Lines join with newlines, which JSON allows
+    only between tokens, so no later line can mend such an event (unlike one merely cut short)."""
+    return not isinstance(exc, json.JSONDecodeError) or exc.pos < len(data.rstrip())
+
+
+_MAX_JOIN_ATTEMPTS = 16  # parses of one multi-line event before only its blank line may end it
+
+
 class _DataLines:
     """SSE ``data:`` payloads from lines; see the module docstring for why not plain SSE.
 
-    An event whose data is not JSON is skipped with a warning: at the blank line that ends it,
-    or — on a stream without blank lines — as soon as a line arrives that is a whole event on
-    its own. (A JSON event split over several ``data:`` lines never has such a line inside it:
-    compact JSON has no newlines, and pretty-printed JSON puts no whole object on one line.)
+    An event whose data is not JSON is skipped with a warning: as soon as it is invalid before
+    its end (its later lines are dropped unread), at the blank line that ends it, or — on a
+    stream without blank lines — as soon as a line arrives that is a whole event on its own. (A
+    JSON event split over several ``data:`` lines never has such a line inside it: compact JSON
+    has no newlines, and pretty-printed JSON puts no whole object on one line.)
+
+    The work stays linear in the stream's length (re-parsing every pending line on every new one
+    took seconds, on the event loop, for 100 KB of junk lines): a multi-line event is re-parsed
+    only at a line that could close it, at most ``_MAX_JOIN_ATTEMPTS`` times.
     """
 
     def __init__(self) -> None:
         self._pending: list[str] = []
+        self._attempts = 0
+        self._hopeless = False  # the current event can no longer become JSON
 
     def feed(self, line: str) -> Any | None:
         if line == "":
@@ -77,49 +99,85 @@ class _DataLines:
         if name != "data":
             return None  # event:, id:, retry: carry nothing for v2
         value = value[1:] if value.startswith(" ") else value
-        self._pending.append(value)
-        try:
-            payload = json.loads("\n".join(self._pending))
-        except ValueError:
-            fresh = _fresh_event(value) if len(self._pending) > 1 else None
-            if fresh is None:
-                return None  # wait for more lines (or the blank line)
-            _skipped("not valid JSON", len("\n".join(self._pending[:-1])))
-            self._pending.clear()
+        if self._hopeless:  # drop the rest of a skipped event, up to the next whole one
+            fresh = _fresh_event(value) if _may_close(value) else None
+            self._hopeless = fresh is None
             return fresh
-        self._pending.clear()
+        self._pending.append(value)
+        if len(self._pending) > 1:
+            if not _may_close(value):
+                return None  # wait for more lines (or the blank line)
+            if self._attempts >= _MAX_JOIN_ATTEMPTS:
+                return self._fresh_instead(value)
+            self._attempts += 1
+        data = "\n".join(self._pending)
+        try:
+            payload = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            if len(self._pending) > 1 and (fresh := self._fresh_instead(value)) is not None:
+                return fresh
+            if _cannot_mend(exc, data):
+                _skipped("not valid JSON", len(data))
+                self._reset()
+                self._hopeless = True
+            return None  # cut short: wait for more lines (or the blank line)
+        self._reset()
         return payload
 
     def flush(self) -> Any | None:
+        self._hopeless = False
         if not self._pending:
             return None
-        data, self._pending = "\n".join(self._pending), []
+        data = "\n".join(self._pending)
+        self._reset()
         try:
             return json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             _skipped("not valid JSON", len(data))
             return None
 
+    def _fresh_instead(self, value: str) -> dict[str, Any] | None:
+        """The last line as a whole event of its own, the lines before it skipped; else None."""
+        fresh = _fresh_event(value)
+        if fresh is not None:
+            _skipped("not valid JSON", sum(len(p) + 1 for p in self._pending[:-1]) - 1)
+            self._reset()
+        return fresh
+
+    def _reset(self) -> None:
+        self._pending = []
+        self._attempts = 0
+
 
 async def data_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """JSON objects from a v2 stream, robust to any chunking (``\\r\\n`` split included)."""
+    """JSON objects from a v2 stream, robust to any chunking (``\\r\\n`` split included).
+
+    Only each new chunk is split, and a line's pieces are joined once it ends: re-splitting the
+    whole unfinished line on every chunk made one long line cost quadratic time, on the event
+    loop (seconds for a few MB).
+    """
     lines = _DataLines()
-    buffer = ""
+    pending: list[str] = []  # pieces of the line not ended yet
     skip_lf = False
     async for text in response.aiter_text():
         if skip_lf and text.startswith("\n"):
             text = text[1:]
         skip_lf = False
-        buffer += text
-        if buffer.endswith("\r"):  # a line ended; a "\n" may follow in the next chunk
-            buffer, skip_lf = buffer[:-1] + "\n", True
-        *complete, buffer = _NEWLINE.split(buffer)
+        if text.endswith("\r"):  # a line ended; a "\n" may follow in the next chunk
+            text, skip_lf = text[:-1] + "\n", True
+        *complete, rest = _NEWLINE.split(text)
+        if complete:
+            complete[0] = "".join(pending) + complete[0]
+            pending = []
+        if rest:
+            pending.append(rest)
         for line in complete:
             payload = lines.feed(line)
             if isinstance(payload, dict):
                 yield payload
             elif payload is not None:
                 _skipped(f"a JSON {type(payload).__name__}, not an object", len(line))
+    buffer = "".join(pending)
     for payload in (lines.feed(buffer) if buffer else None, lines.flush()):
         if isinstance(payload, dict):
             yield payload
@@ -196,6 +254,7 @@ class V2Ana:
         run = _Run(chat_id, PartTracker(self._images, settings.max_images))
         if chat_id:
             self._cancelled.discard(chat_id)  # a new run in this chat may be cancelled again
+        foreign = ""  # the media type of a 200 that was no event stream at all
         try:
             try:
                 async with self._client.stream("POST", "/v2/chats/stream",
@@ -207,16 +266,20 @@ class V2Ana:
                         yield Finished(Outcome.FAILED, http_error(response.status_code,
                                                                   await read_capped(response)))
                         return
+                    events = 0
                     async for event in data_events(response):
+                        events += 1
                         async for update in self._event(run, event):
                             yield update
                         if run.finished:
                             return
+                    if not events and not is_event_stream(response):  # an HTML page, a JSON answer
+                        foreign = media_type(response)
             except httpx.HTTPError as exc:
                 log.info("textql: v2 stream failed: %s", type(exc).__name__)
                 failure = transport_error(exc, idle_timeout=settings.stream_idle_timeout)
             else:
-                failure = incomplete()
+                failure = not_a_stream(foreign) if foreign else incomplete()
             if run.started and run.chat_id:
                 async for update in self._recover(run, question, failure):
                     yield update
@@ -304,7 +367,8 @@ class V2Ana:
                                               timeout=self._settings.call_timeout())
         except httpx.HTTPError as exc:
             log.info("textql: reading the chat failed: %s", type(exc).__name__)
-            return None, "could not reach TextQL"
+            return None, ("the chat was too large to read" if isinstance(exc, ResponseTooLarge)
+                          else "could not reach TextQL")
         if not response.is_success:
             return None, f"TextQL answered HTTP {response.status_code}"
         try:

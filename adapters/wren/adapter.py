@@ -398,7 +398,8 @@ class WrenBackend:
             message = messages.transport_message(err)
             log.warning("wren: %s error talking to %s", err.kind, err.host)
         elif isinstance(err, WrenProtocolError):
-            message = str(err) + "."
+            message = str(err)
+            message += "" if message.endswith((".", "!", "?")) else "."
             log.warning("wren: unreadable response: %s", err)
         else:  # pragma: no cover - callers pass the three kinds above
             message = "Something went wrong while talking to Wren AI."

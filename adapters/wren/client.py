@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from adapters.http import LONG_REQUESTS
+from adapters.http import (
+    LONG_REQUESTS, ResponseTooLarge, is_event_stream, is_tls_failure, media_type, size_cap_hook,
+    too_large_message,
+)
 from adapters.wren.settings import WrenSettings
 
 ASK_PATH = "/ask"
@@ -59,9 +62,10 @@ class WrenApiError(Exception):
 
 
 class WrenTransportError(Exception):
-    """The request did not get an HTTP answer: a timeout, a refused connection, a reset."""
+    """The request did not get an HTTP answer: a timeout, a refused connection, a failed TLS
+    handshake, a reset."""
 
-    def __init__(self, kind: Literal["timeout", "connect", "network"], host: str,
+    def __init__(self, kind: Literal["timeout", "connect", "tls", "network"], host: str,
                  timeout: float | None = None) -> None:
         super().__init__(f"Wren AI {kind} error talking to {host}")
         self.kind = kind
@@ -70,7 +74,14 @@ class WrenTransportError(Exception):
 
 
 class WrenProtocolError(Exception):
-    """A 2xx answer we cannot read (not JSON, not an object)."""
+    """A 2xx answer we cannot read (not JSON, not an object, not an event stream, too large).
+
+    ``str(err)`` is a sentence safe to show; ``code`` tells the kinds apart.
+    """
+
+    def __init__(self, message: str, *, code: str = "bad_response") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # -- responses ------------------------------------------------------------------------------
@@ -257,6 +268,7 @@ class WrenClient:
             timeout=self._timeout(settings.request_timeout),
             transport=transport,
             limits=LONG_REQUESTS,
+            event_hooks={"response": [size_cap_hook(settings.max_response_bytes)]},
         )
 
     def _timeout(self, total: float) -> httpx.Timeout:
@@ -296,6 +308,9 @@ class WrenClient:
 
         Auth and rate-limit failures arrive as JSON errors before the stream starts and are
         raised as :class:`WrenApiError`; everything else, errors included, comes in-band.
+        A 200 that holds no event at all and does not claim to be a stream (an HTML page from a
+        proxy, an ``/ask``-style JSON answer) is a :class:`WrenProtocolError`: parsed by content,
+        it would read as a stream that ended before the answer.
         """
         body = _ask_body(question, thread_id, language, sample_size)
         try:
@@ -307,6 +322,7 @@ class WrenClient:
                 if response.status_code >= 400:
                     content = await response.aread()
                     raise error_from_response(response.status_code, response.headers, content)
+                events = 0
                 block: list[str] = []
                 async for line in response.aiter_lines():
                     if line.startswith("data:"):
@@ -315,11 +331,18 @@ class WrenClient:
                         event = _parse_sse_block(block)
                         block = []
                         if event is not None:
+                            events += 1
                             yield event
                     # other fields (event:, id:, comments) do not occur; ignore them
                 event = _parse_sse_block(block)
                 if event is not None:
+                    events += 1
                     yield event
+                if not events and not is_event_stream(response):
+                    raise WrenProtocolError("Wren AI did not answer with an event stream "
+                                            f"({media_type(response)})")
+        except ResponseTooLarge as exc:
+            raise self._too_large(exc) from None
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, self._settings.request_timeout) from None
 
@@ -330,6 +353,8 @@ class WrenClient:
     async def _post_json(self, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
             response = await self._http.post(path, json=body, timeout=self._timeout(timeout))
+        except ResponseTooLarge as exc:
+            raise self._too_large(exc) from None
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, timeout) from None
         if response.status_code >= 400:
@@ -343,8 +368,12 @@ class WrenClient:
         if isinstance(exc, httpx.TimeoutException):
             return WrenTransportError("timeout", self.host, timeout)
         if isinstance(exc, httpx.ConnectError):
-            return WrenTransportError("connect", self.host)
+            return WrenTransportError("tls" if is_tls_failure(exc) else "connect", self.host)
         return WrenTransportError("network", self.host)
+
+    @staticmethod
+    def _too_large(exc: ResponseTooLarge) -> WrenProtocolError:
+        return WrenProtocolError(too_large_message("Wren AI", exc.limit), code="too_large")
 
 
 def _ask_body(question: str, thread_id: str | None, language: str | None,

@@ -107,8 +107,12 @@ def transport_message(err: WrenTransportError) -> str:
         limit = f" within {_seconds(err.timeout)}" if err.timeout else ""
         return f"Wren AI did not answer{limit}. Please try again later."
     if err.kind == "connect":
-        return f"Could not reach Wren AI at {err.host}. Check WREN_BASE_URL and that the server is up."
-    return f"The connection to Wren AI at {err.host} broke off. Please try again."
+        # no host in the reply (internal addresses are not the channel's business): it is logged
+        return "Could not reach Wren AI. Check WREN_BASE_URL and that the server is up."
+    if err.kind == "tls":  # no host: the certificate problem is the operator's to look up in the log
+        return ("Could not open a secure (TLS) connection to Wren AI: its certificate is not trusted, "
+                "or it does not speak HTTPS there. Check WREN_BASE_URL.")
+    return "The connection to Wren AI broke off. Please try again."
 
 
 def error_code(err: Exception) -> str:
@@ -118,7 +122,7 @@ def error_code(err: Exception) -> str:
     if isinstance(err, WrenTransportError):
         return err.kind
     if isinstance(err, WrenProtocolError):
-        return "bad_response"
+        return err.code
     return "internal"
 
 
@@ -147,6 +151,8 @@ def _chart_reason(err: Exception, secret: str) -> str:
     if isinstance(err, WrenTransportError):
         return "the chart request timed out." if err.kind == "timeout" else "could not reach Wren AI."
     if isinstance(err, WrenProtocolError):
+        if err.code == "too_large":
+            return "Wren AI sent a chart too large to read."
         return "Wren AI sent an unreadable chart."
     return "something went wrong while drawing it."
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from adapters.http import DEFAULT_MAX_RESPONSE_BYTES
+
 
 @dataclass(frozen=True)
 class WrenSettings:
@@ -32,6 +34,7 @@ class WrenSettings:
     max_rate_limit_retries: int = 2
     language: str | None = None  # default answer language when the request names none (BCP 47 or a Wren name)
     streaming: bool = False  # use /api/v1/stream/ask and show steps as they happen (/ask if the server has none)
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # a body (or a whole stream) larger fails the call
 
     @property
     def api_root(self) -> str:

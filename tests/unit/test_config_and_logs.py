@@ -154,10 +154,12 @@ async def test_backend_settings_reach_the_adapters() -> None:
     finally:
         await wren.aclose()
     wren = build_backend(Settings(_env_file=None, **WREN, WREN_API_KEY=ORG_KEY, WREN_PROJECT_ID="3",
-                                  WREN_STREAM="false", WREN_TABLE_ROWS="50"))
+                                  WREN_STREAM="false", WREN_TABLE_ROWS="50",
+                                  BACKEND_MAX_RESPONSE_BYTES="4096"))
     try:
         assert wren.settings.streaming is False and wren.settings.table_rows == 50
         assert wren.settings.project_id == "3"
+        assert wren.settings.max_response_bytes == 4096  # the size cap reaches the adapter
     finally:
         await wren.aclose()
 

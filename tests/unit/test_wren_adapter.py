@@ -352,7 +352,8 @@ async def test_unreachable_host(make_backend):
         port = sock.getsockname()[1]
     _, answer = await run(make_backend(base_url=f"http://127.0.0.1:{port}"))
     assert answer.errors[0].code == "connect"
-    assert f"Could not reach Wren AI at 127.0.0.1:{port}" in answer.errors[0].message
+    assert "Could not reach Wren AI" in answer.errors[0].message
+    assert str(port) not in answer.errors[0].message  # no internal address in a chat reply
 
 
 async def test_non_json_error_body(fake, make_backend):

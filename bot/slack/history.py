@@ -13,6 +13,8 @@ from bot.relay.backend_history import backend_chats
 from storage.repository import RunRecord
 
 PAGE_SIZE = 10
+NO_QUESTION = "_(no question text)_"
+CHAT_ID_LIMIT = 80  # a backend's chat id as shown; ten of them must fit one 3,000-character section
 HISTORY_MORE_ACTION = "history_more"
 
 _STATUS = {"done": ":white_check_mark: answered", "stopped": ":black_square_for_stop: stopped",
@@ -47,6 +49,7 @@ async def run_lines(client: AsyncWebClient, runs: list[RunRecord], *, with_chann
     for run in runs:
         link = await permalink(client, run)
         question = shorten(run.question, 120).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        question = question or NO_QUESTION  # Slack refuses a section with empty text
         title = f"<{link}|{question}>" if link else question
         where = f" · <#{run.channel}>" if with_channel and not run.channel.startswith("D") else ""
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": title}})
@@ -89,7 +92,7 @@ async def backend_chat_blocks(backend: Any, runs: list[RunRecord]) -> list[dict[
         return []
     lines = [f"• {shorten(c.title, 100) or c.id}"
              + (f" — last active {c.last_activity:%Y-%m-%d %H:%M} UTC" if c.last_activity else "")
-             + f" (chat `{c.id}`)" for c in chats[:10]]
+             + f" (chat `{shorten(c.id, CHAT_ID_LIMIT)}`)" for c in chats[:10]]
     return [{"type": "divider"},
             {"type": "section", "text": {"type": "mrkdwn",
              "text": f"*{label} chats behind these answers*\n" + "\n".join(lines)}}]

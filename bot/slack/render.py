@@ -17,6 +17,7 @@ plainer style when a workspace refuses one, and as plain text (:func:`plain_fall
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ FEEDBACK_ACTION = "feedback"
 SUGGESTION_ACTION = "ask_suggestion"
 VIEW_SQL_ACTION = "view_sql"
 MAX_SUGGESTIONS = 3
+SQL_REF_LIMIT = 200  # a longer SQL part id is named by its digest on the "View SQL" button
 
 
 @dataclass
@@ -119,11 +121,25 @@ def _sql_blocks(part: SqlPart, run_id: str, *, running: bool) -> list[Block]:
     if running:
         return blocks
     more = len(lines) - keep
-    blocks.append(actions(button("View SQL", VIEW_SQL_ACTION, f"{run_id}:{part.id}"),
-                          block_id=f"sql:{part.id}"[:255]))
+    ref = sql_ref(part.id)
+    blocks.append(actions(button("View SQL", VIEW_SQL_ACTION, f"{run_id}:{ref}"),
+                          block_id=f"sql:{ref}"))
     blocks.append(context(f"{max(more, 1)} more line{'s' if more != 1 else ''} — "
                           f"“View SQL” shows the whole query."))
     return blocks
+
+
+def sql_ref(part_id: str) -> str:
+    """How a "View SQL" button names its SQL part: the part's id, or a digest of a long one.
+
+    The id is the backend's; it goes into the button's ``value`` (Slack: at most 2,000
+    characters) and its ``block_id`` (255, and unique in the message), so an id longer than
+    ``SQL_REF_LIMIT`` is named by a digest instead — cutting it could give two parts one
+    ``block_id`` and Slack would refuse the whole message. :func:`sql_of` accepts both.
+    """
+    if len(part_id) <= SQL_REF_LIMIT:
+        return part_id
+    return "#" + hashlib.sha256(part_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _code_blocks(part: CodePart, *, running: bool) -> list[Block]:
@@ -266,7 +282,7 @@ def _trailer(answer: Answer, run_id: str) -> list[Block]:
         who = f"<@{answer.stopped_by}>" if answer.stopped_by else "request"
         after = f" after {answer.elapsed:.0f} s" if answer.elapsed is not None else ""
         blocks += sections(f":black_square_for_stop: Stopped by {who}{after}.")
-    if answer.notice:
+    if answer.notice.strip():  # a context element with no text is refused by Slack
         blocks.append(context(mrkdwn_escape(answer.notice)))
     if answer.outcome is Outcome.DONE:
         elapsed = f"Answered in {answer.elapsed:.0f} s" if answer.elapsed is not None else "Answered"
@@ -388,6 +404,6 @@ def plain_fallback(answer: Answer, run_id: str) -> list[SlackMessage]:
 def sql_of(answer: dict[str, Any], part_id: str) -> tuple[str, str] | None:
     """(title, SQL) of one SQL part of a stored answer snapshot (``bot/relay/snapshot.py``)."""
     for part in answer.get("parts") or []:
-        if part.get("id") == part_id and part.get("sql"):
+        if part.get("sql") and part_id in (part.get("id"), sql_ref(str(part.get("id") or ""))):
             return str(part.get("title") or ""), str(part["sql"])
     return None

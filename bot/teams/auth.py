@@ -70,3 +70,8 @@ async def authorize(request: web.Request, config: AgentAuthConfiguration) -> Cla
     except (PyJWTError, ValueError, OSError) as exc:
         log.warning("teams: rejected an activity with an invalid token (%s)", type(exc).__name__)
         return web.json_response(_INVALID, status=401)
+    except (KeyError, TypeError, AttributeError) as exc:
+        # the SDK reads the header's ``kid`` and the claims without checking their shape: an
+        # unsigned token (``alg: none``, no ``kid``) raised KeyError here and became a 500
+        log.warning("teams: rejected an activity with a malformed token (%s)", type(exc).__name__)
+        return web.json_response(_INVALID, status=401)

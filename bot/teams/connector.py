@@ -22,10 +22,11 @@ import logging
 import random
 import time
 from typing import Any, Awaitable, Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 from microsoft_agents.activity import Activity
-from microsoft_agents.hosting.core import TurnContext
+from microsoft_agents.hosting.core import AuthenticationConstants, TurnContext
 
 from bot.delivery.limiter import Limiter, SlotTimeout
 from bot.delivery.priority import Priority
@@ -110,6 +111,11 @@ class TeamsConnector:
         if not target.service_url:
             raise ConnectorError(operation, None, "no_service_url",
                                  "the conversation's service URL is unknown")
+        if not vouched_for(target):
+            log.warning("teams: not sending to %s: the activity's token names another service URL",
+                        urlsplit(target.service_url).hostname)
+            raise ConnectorError(operation, None, "untrusted_service_url",
+                                 "the service URL is not the one the Bot Connector's token names")
         retries = self.max_retries if retries is None else retries
         limiter = self.limiter(target)
         attempt = 0
@@ -188,6 +194,32 @@ class TeamsConnector:
     def _backoff(self, attempt: int) -> float:
         """Exponential with jitter, so runs throttled together do not retry together."""
         return min(self.backoff * (2 ** attempt) * random.uniform(0.5, 1.0), MAX_WAIT)
+
+
+def vouched_for(target: ReplyTarget) -> bool:
+    """Whether our Bot Framework token may go to ``target.service_url``.
+
+    Every call carries the bot's token to the activity's ``serviceUrl``. An activity's own token
+    names, in its ``serviceurl`` claim, where the Bot Connector sent it from; the SDK only warns
+    when the two hosts differ. Anyone who got hold of one genuine activity token could then post
+    an activity naming a server of theirs and receive our token there; so the origin (scheme,
+    host, port) must be the one the token names. Identities without the claim (anonymous mode,
+    replies after a restart) name none.
+    """
+    identity = target.identity
+    claimed = identity.get_claim_value(AuthenticationConstants.SERVICE_URL_CLAIM) if identity else None
+    if not claimed:
+        return True
+    return _origin(str(claimed)) == _origin(target.service_url)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:
+        return ("", url, None)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def _error_details(exc: aiohttp.ClientResponseError) -> tuple[str, str]:

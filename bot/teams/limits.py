@@ -18,12 +18,14 @@ from bot.delivery.scheduler import Rule, Scheduler
 
 SEND = "send"  # posts, updates and deletes: one budget per conversation
 PUBLISHED_WINDOW = 30.0
+PUBLISHED_BUDGET = 60  # sends per 30 s: TEAMS_UPDATE_BUDGET is held under it, whatever it says
 
 
 def teams_rules(settings: Settings) -> dict[str, Rule]:
     scale = settings.TEAMS_BUDGET_WINDOW / PUBLISHED_WINDOW
     windows = (Window(6, 1.0 * scale), Window(7, 2.0 * scale),
-               Window(settings.TEAMS_UPDATE_BUDGET, settings.TEAMS_BUDGET_WINDOW),
+               Window(min(settings.TEAMS_UPDATE_BUDGET, PUBLISHED_BUDGET - 1),
+                      settings.TEAMS_BUDGET_WINDOW),
                Window(1700, 3600.0 * scale))
     return {SEND: Rule(windows)}
 

@@ -279,6 +279,7 @@ def _translate(exc: ConnectorError) -> DeliveryError:
         return Rejected(f"Teams refused the message: {exc.status} {exc.code}".strip(), code)
     if exc.status == 404:
         return Gone("the message no longer exists", code)
-    if exc.status in (401, 403) or exc.code in ("no_service_url", "no_target"):
+    # an untrusted serviceUrl stays untrusted: retrying would only delay the refusal
+    if exc.status in (401, 403) or exc.code in ("no_service_url", "no_target", "untrusted_service_url"):
         return Refused(f"Teams refused: {exc.status} {exc.code}".strip(), code)
     return Unavailable(f"Teams answered {exc.status} {exc.code}".strip(), code)

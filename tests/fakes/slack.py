@@ -10,6 +10,14 @@ the limits our bot has to live with (shared/reference/slack.md §3–4):
   elements, actions over 25, image alt text over 2,000 → ``invalid_blocks`` with
   ``errors: ["… [json-pointer:/blocks/N/…]"]``; more than 12,000 characters of ``markdown``
   blocks in one message → ``msg_blocks_too_long``;
+* per element and surface (``tests/fakes/slack_rules.py``): empty text objects, button text over
+  75 / value over 2,000, option value over 150, an ``action_id`` repeated within a block, a
+  ``block_id`` repeated within a message or view → ``invalid_blocks``; ``chat.update`` with
+  neither text nor blocks → ``no_text``; views (``views.publish``/``views.open``) checked as
+  Slack does (type, 1–100 blocks, the same block rules) → ``invalid_arguments`` with
+  ``response_metadata.messages``; ``response_url`` bodies (``POST /respond/{user}``) checked
+  like ``chat.postMessage`` and refused as a webhook does (HTTP 400, the error as plain text;
+  see :attr:`FakeSlack.refused_responses`);
 * rate limits per (team, method) in a sliding window (``chat.update`` Tier 3 = 50/min) and a
   per-channel token bucket for ``chat.postMessage`` (1/s, small burst), answered like Slack:
   HTTP 429, ``Retry-After: <seconds>``, ``{"ok": false, "error": "ratelimited"}``;
@@ -25,6 +33,7 @@ woken by every call instead of polling with sleeps.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import math
@@ -37,6 +46,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import slack_rules
 from tests.fakes.loopback import serve
 
 BOT_USER_ID = "UBOT"
@@ -55,6 +65,8 @@ DEFAULT_LIMITS: dict[str, int] = {
     "conversations.open": 50,
     "conversations.replies": 50,
     "conversations.history": 50,
+    "conversations.members": 100,  # Tier 4
+    "usergroups.users.list": 20,  # Tier 2
     "views.publish": 100,
     "views.open": 100,
     "files.getUploadURLExternal": 100,
@@ -267,11 +279,25 @@ class FakeSlack:
         self.suggested_prompts: list[dict[str, Any]] = []
         # bodies POSTed to response_url (slash commands, interactivity): /respond/{user}
         self.responses: list[tuple[str, dict[str, Any]]] = []
+        # response_url bodies Slack refused: (user, body, error), e.g. invalid_blocks, no_text
+        self.refused_responses: list[tuple[str, Any, str]] = []
         self.admins: set[str] = set()  # user ids users.info reports as workspace admins
         self.locales: dict[str, str] = {}  # user id → locale users.info reports (else en-US)
+        # user group id (S…) → member ids (usergroups.users.list); others: no_such_subteam
+        self.usergroups: dict[str, list[str]] = {}
+        # channel id → member ids (conversations.members, paged); others: channel_not_found
+        self.channel_members: dict[str, list[str]] = {}
         # Socket Mode: connected websockets and the envelope ids the app acknowledged
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: list[str] = []
+        # every envelope Slack sent, in order, redeliveries too: (index in ``sockets``, envelope)
+        self.socket_deliveries: list[tuple[int, dict[str, Any]]] = []
+        self.socket_given_up: list[dict[str, Any]] = []  # envelopes past Slack's last retry
+        self._socket_unacked: dict[str, tuple[int, dict[str, Any]]] = {}  # id → (socket, envelope)
+        self._socket_waiting: list[dict[str, Any]] = []  # for the next connection to open
+        self._socket_retired: set[int] = set()  # sockets nothing more is sent on
+        self._socket_deaf: set[int] = set()  # sockets whose acks never reach Slack
+        self._socket_transports: dict[int, Any] = {}
         self._messages: dict[tuple[str, str], Message] = {}
         self._order: list[tuple[str, str]] = []
         self._edits: dict[tuple[str, str], list[tuple[str, list[dict[str, Any]] | None]]] = (
@@ -444,35 +470,171 @@ class FakeSlack:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
 
     async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
-        """Socket Mode: say hello, then relay envelopes pushed by tests; record the acks."""
+        """Socket Mode: say hello, send what waited for a connection, then relay envelopes pushed
+        by tests; record the acks. When the connection ends, Slack retries on the next one what
+        this one never acknowledged (:meth:`_socket_ended`)."""
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
+        index = len(self.sockets)
         self.sockets.append(ws)
-        await ws.send_json({"type": "hello", "num_connections": 1,
-                            "connection_info": {"app_id": "A1"}})
+        self._socket_transports[index] = request.transport
+        try:
+            await ws.send_json({"type": "hello", "num_connections": len(self._open_sockets()),
+                                "connection_info": {"app_id": "A1"}})
+            await self._send_waiting()
+            await self._notify()
+            async for msg in ws:
+                if msg.type.name == "TEXT":
+                    data = json.loads(msg.data)
+                    if "envelope_id" in data and index not in self._socket_deaf:
+                        self._socket_acked(str(data["envelope_id"]))
+                        await self._notify()
+        finally:
+            self._socket_ended(index)
+        await self._send_waiting()
         await self._notify()
-        async for msg in ws:
-            if msg.type.name == "TEXT":
-                data = json.loads(msg.data)
-                if "envelope_id" in data:
-                    self.socket_acks.append(data["envelope_id"])
-                    await self._notify()
         return ws
 
     async def push_envelope(self, envelope_type: str, payload: dict[str, Any], *,
-                            envelope_id: str, retry_attempt: int = 0) -> None:
-        """Send a Socket Mode envelope (``events_api``, ``slash_commands``, ``interactive``)."""
+                            envelope_id: str, retry_attempt: int = 0, lost: bool = False) -> None:
+        """Send a Socket Mode envelope (``events_api``, ``slash_commands``, ``interactive``) on
+        the newest open connection (once the app has connected at all).
+
+        With no connection open — after a drop, before the app reconnects — Slack's delivery
+        fails, so an ``events_api`` envelope arrives on the next connection as a retry
+        (``retry_attempt`` + 1); a slash command or a click is not retried (the user sees an
+        error). ``lost=True``: the envelope was in flight when the connection died — sent as far
+        as Slack knows, never received by the app — so only its retry can arrive."""
         await self.wait_for(lambda: bool(self.sockets))
-        await self.sockets[-1].send_json({"envelope_id": envelope_id, "type": envelope_type,
-                                          "payload": payload, "accepts_response_payload": False,
-                                          "retry_attempt": retry_attempt,
-                                          "retry_reason": "timeout" if retry_attempt else ""})
+        envelope: dict[str, Any] = {"envelope_id": envelope_id, "type": envelope_type,
+                                    "payload": payload,
+                                    "accepts_response_payload": envelope_type != "events_api"}
+        if envelope_type == "events_api":
+            envelope.update(retry_attempt=retry_attempt,
+                            retry_reason="timeout" if retry_attempt else "")
+        await self._send_envelope(envelope, lost=lost)
+
+    async def drop_socket(self, how: str = "close", *, warn: bool = False) -> None:
+        """End the newest open Socket Mode connection the ways Slack (or the network) does:
+
+        * ``"refresh"``: a ``disconnect`` envelope with reason ``refresh_requested``, which Slack
+          sends before it retires a connection: nothing more is sent on it, and the app is to
+          open a new connection (and close this one) itself;
+        * ``"close"``: a WebSocket close frame from Slack's side;
+        * ``"abort"``: the TCP connection is cut, no close frame: the app can only notice by
+          itself (pings).
+
+        ``warn=True`` sends the ``disconnect`` envelope first, then closes or cuts at once.
+        Envelopes the connection did not acknowledge are retried on the next one (see
+        :meth:`push_envelope`); so are envelopes pushed until the app reconnects."""
+        if how not in ("refresh", "close", "abort"):
+            raise ValueError(f"unknown way to drop a socket: {how!r}")
+        index = self._open_socket()
+        assert index is not None, "no open Socket Mode connection to drop"
+        self._socket_retired.add(index)
+        ws = self.sockets[index]
+        if warn or how == "refresh":
+            await ws.send_json({"type": "disconnect", "reason": "refresh_requested",
+                                "debug_info": {"host": "fake-slack"}})
+        if how == "close":
+            await ws.close(code=1001, message=b"going away")
+        elif how == "abort":
+            self._socket_transports[index].abort()
+
+    def lose_socket_acks(self) -> None:
+        """From now on, acks the app sends on the current connection never reach Slack (they
+        are lost with it when it drops): Slack retries those envelopes on the next one."""
+        index = self._open_socket()
+        assert index is not None, "no open Socket Mode connection"
+        self._socket_deaf.add(index)
+
+    def socket_unacked(self) -> list[str]:
+        """Envelopes Slack still expects an ack for (sent, or waiting for a connection)."""
+        return [*self._socket_unacked, *(env["envelope_id"] for env in self._socket_waiting)]
+
+    def socket_retries(self, envelope_id: str) -> list[int]:
+        """``retry_attempt`` of each delivery of an envelope, in order."""
+        return [env.get("retry_attempt", 0) for _, env in self.socket_deliveries
+                if env["envelope_id"] == envelope_id]
+
+    def _open_sockets(self) -> list[int]:
+        return [i for i, ws in enumerate(self.sockets)
+                if i not in self._socket_retired and not ws.closed]
+
+    def _open_socket(self) -> int | None:
+        open_ = self._open_sockets()
+        return open_[-1] if open_ else None
+
+    async def _send_envelope(self, envelope: dict[str, Any], *, lost: bool = False) -> None:
+        index = self._open_socket()
+        if index is None:  # the delivery fails at once
+            self._retry_later(envelope)
+            return
+        # Slack waits for the ack from here on; if the send fails, the end of the connection
+        # (which is what makes it fail) moves the envelope on to the next one
+        self._socket_unacked[envelope["envelope_id"]] = (index, envelope)
+        self.socket_deliveries.append((index, envelope))
+        if lost:
+            return
+        try:
+            await self.sockets[index].send_json(envelope)
+        except ConnectionError:
+            pass
+
+    async def _send_waiting(self) -> None:
+        while self._socket_waiting and self._open_socket() is not None:
+            await self._send_envelope(self._socket_waiting.pop(0))
+
+    def _socket_acked(self, envelope_id: str) -> None:
+        self.socket_acks.append(envelope_id)
+        self._socket_unacked.pop(envelope_id, None)
+        self._socket_waiting = [e for e in self._socket_waiting if e["envelope_id"] != envelope_id]
+
+    def _socket_ended(self, index: int) -> None:
+        """A connection is gone: what it did not acknowledge is retried on the next one."""
+        self._socket_retired.add(index)
+        for envelope_id, (sent_on, envelope) in list(self._socket_unacked.items()):
+            if sent_on == index:
+                del self._socket_unacked[envelope_id]
+                self._retry_later(envelope)
+
+    def _retry_later(self, envelope: dict[str, Any]) -> None:
+        """Slack retries an event (up to three times) whose delivery failed or went
+        unacknowledged; slash commands and interactions are not retried."""
+        attempt = envelope.get("retry_attempt", 0) + 1
+        if envelope["type"] != "events_api" or attempt > 3:
+            self.socket_given_up.append(envelope)
+            return
+        self._socket_waiting.append({**envelope, "retry_attempt": attempt,
+                                     "retry_reason": "timeout"})
 
     async def _handle_respond(self, request: web.Request) -> web.Response:
-        """A ``response_url``: Slack answers plain ``ok`` and shows the body to that user."""
-        body = await request.json()
-        self.responses.append((request.match_info["user"], body))
+        """A ``response_url``: Slack answers plain ``ok`` and shows the body to that user; a
+        body it cannot show gets HTTP 400 with the error code as plain text, as a webhook
+        answers (Bolt's ``respond`` does not raise on it: the test must look)."""
+        user = request.match_info["user"]
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        call = Call(method="respond", args=body if isinstance(body, dict) else {"body": body},
+                    headers=dict(request.headers), at=self.clock())
+        error = slack_rules.response_errors(body)
+        if error is None and isinstance(body, dict) and not body.get("delete_original"):
+            try:
+                self._checked_content(body)
+            except _Fail as fail:
+                error, call.response = fail.body["error"], fail.body
+        if error is not None:
+            call.status = 400
+            call.response = call.response or {"ok": False, "error": error}
+            self.refused_responses.append((user, body, error))
+        else:
+            self.responses.append((user, body))
+        self.calls.append(call)
         await self._notify()
+        if error is not None:
+            return web.Response(status=400, text=error, content_type="text/plain")
         return web.Response(text="ok")
 
     def responses_to(self, user: str) -> list[dict[str, Any]]:
@@ -572,6 +734,8 @@ class FakeSlack:
             "conversations.open": self._conversations_open,
             "conversations.replies": self._replies,
             "conversations.history": self._history,
+            "conversations.members": self._conversations_members,
+            "usergroups.users.list": self._usergroup_users,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
             "files.info": self._files_info,
@@ -603,6 +767,8 @@ class FakeSlack:
             raise _Fail("message_is_streaming")
         msg.streaming = False
         text, blocks = self._checked_content(args)
+        if not text and not blocks and not args.get("attachments") and not args.get("file_ids"):
+            raise _Fail("no_text")  # an edit must leave something to show, as a post must
         if "text" in args or "markdown_text" in args:
             msg.text = text
         if "blocks" in args:
@@ -723,14 +889,27 @@ class FakeSlack:
             out["locale"] = self.locales.get(user, "en-US")
         return {"ok": True, "user": out}
 
+    def _checked_view(self, args: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        """A view as Slack checks it: its own fields, then its blocks by the message rules
+        (100 of them, no text budget); any fault is ``invalid_arguments`` with
+        ``response_metadata.messages`` pointing into ``/view``, as Slack answers views."""
+        view = _as_json(args.get("view"))
+        errors = slack_rules.view_errors(view, kind)
+        if not errors:
+            try:
+                self._validate_blocks(view["blocks"], limit=slack_rules.VIEW_BLOCKS,
+                                      text_limit=None)
+            except _Fail as fail:
+                errors = [e.replace("[json-pointer:/blocks", "[json-pointer:/view/blocks")
+                          for e in fail.body.get("errors") or [fail.body["error"]]]
+        if errors:
+            raise _Fail("invalid_arguments",
+                        response_metadata={"messages": [f"[ERROR] {e}" for e in errors]})
+        return view
+
     def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = _required(args, "user_id")
-        view = _as_json(args.get("view"))
-        if not isinstance(view, dict) or view.get("type") != "home":
-            raise _Fail("invalid_arguments")
-        if len(view.get("blocks") or []) > 100:
-            raise _Fail("invalid_blocks", errors=["no more than 100 items allowed "
-                                                  "[json-pointer:/view/blocks]"])
+        view = self._checked_view(args, "home")
         stored = {"id": f"V{next(self._ids):09d}", **view}
         self.home_views[user_id] = stored
         return {"view": stored}
@@ -738,17 +917,41 @@ class FakeSlack:
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         """A modal opened from a click: needs the click's ``trigger_id``; 100 blocks at most."""
         trigger = _required(args, "trigger_id")
-        view = _as_json(args.get("view"))
-        if not isinstance(view, dict) or view.get("type") != "modal":
-            raise _Fail("invalid_arguments")
-        title = (view.get("title") or {}).get("text", "")
-        if not title or len(title) > 24:
-            raise _Fail("invalid_arguments", errors=["title must be 1 to 24 characters "
-                                                     "[json-pointer:/view/title/text]"])
-        self._validate_blocks(view.get("blocks") or [], limit=100, text_limit=None)
+        view = self._checked_view(args, "modal")
         stored = {"id": f"V{next(self._ids):09d}", "trigger_id": trigger, **view}
         self.opened_views.append(stored)
         return {"view": stored}
+
+    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``{"users": [...]}``, unpaged like Slack's; an unknown id is ``no_such_subteam``."""
+        group = _required(args, "usergroup")
+        if group not in self.usergroups:
+            raise _Fail("no_such_subteam")
+        return {"users": list(self.usergroups[group])}
+
+    def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A page of member ids and ``response_metadata.next_cursor`` ("" on the last page);
+        ``limit`` 1–999 (default 100), an opaque cursor as Slack's (base64 of ``user:<id>``)."""
+        channel = _required(args, "channel")
+        if channel not in self.channel_members:
+            raise _Fail("channel_not_found")
+        try:
+            limit = int(args.get("limit") or 100)
+        except (TypeError, ValueError):
+            raise _Fail("invalid_limit") from None
+        if not 1 <= limit <= 999:
+            raise _Fail("invalid_limit")
+        members = self.channel_members[channel]
+        start = 0
+        if args.get("cursor"):
+            try:
+                start = members.index(base64.b64decode(str(args["cursor"])).decode()
+                                      .removeprefix("user:"))
+            except ValueError:
+                raise _Fail("invalid_cursor") from None
+        page, rest = members[start:start + limit], members[start + limit:]
+        cursor = base64.b64encode(f"user:{rest[0]}".encode()).decode() if rest else ""
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
 
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users") or "")
@@ -913,6 +1116,7 @@ class FakeSlack:
                 errors.append(f"unsupported type: {block['type']} [json-pointer:/blocks/{i}/type]")
                 continue
             errors.extend(_block_errors(block, f"/blocks/{i}"))
+        errors.extend(slack_rules.block_id_errors(blocks))
         if sum(_cells_text(b) for b in blocks) > TABLE_CELLS:
             errors.append(f"table cells over {TABLE_CELLS} characters [json-pointer:/blocks]")
         if errors:
@@ -994,6 +1198,7 @@ def _block_errors(block: Any, at: str) -> list[str]:
             errors.append(f"must provide no more than {limit} items [json-pointer:{at}{where}]")
 
     too_long(block.get("block_id"), 255, "/block_id")
+    errors.extend(slack_rules.block_rules(block, at))
     text = block.get("text")
     if kind == "section":
         if isinstance(text, dict):

@@ -31,8 +31,14 @@ Honest to teams.md §2.5/§4 and the rate-limit page:
   chunks to a completed stream, and PUTs to a stream still open, answer 403 too. Each stream is
   also a message in ``messages`` (every chunk a version), and is kept in ``streams``;
 * Teams' per-conversation rate limits (7 sends per second, 8 per 2 s, 60 per 30 s, 1,800 per
-  hour; posts, updates and deletes alike) answered with 429 ``TooManyRequests`` and a
-  ``Retry-After``; ``time_scale`` runs that clock faster for tests (0.1: 60 per 3 s).
+  hour; posts, updates and deletes alike, per bot per thread: the bot is the ``appid`` of its
+  token) answered with 429 ``TooManyRequests`` and a ``Retry-After``; ``time_scale`` runs that
+  clock faster for tests (0.1: 60 per 3 s);
+* a bot with credentials (``token_check``, e.g. :meth:`tests.fakes.entra.FakeEntra.
+  check_bot_token`): every call must carry ``Authorization: Bearer <token>`` and the check must
+  pass, or Teams answers 401 ``Authorization has been denied for this request.`` (recorded in
+  ``unauthorized``) before anything else happens. Without ``token_check`` (anonymous mode) the
+  SDK sends no header and none is asked for.
 
 Tests read ``messages`` (every message with its versions) and ``calls``, and wait with
 :meth:`FakeConnector.wait_for` instead of sleeping.
@@ -47,6 +53,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import jwt
 from aiohttp import web
 
 from tests.fakes.loopback import serve
@@ -158,13 +165,19 @@ class _Failure:
 
 class FakeConnector:
     def __init__(self, prefix: str = "/teams/amer/", *, message_limit: int | None = MESSAGE_LIMIT,
-                 time_scale: float = 1.0, stream_cap: float = STREAM_CAP) -> None:
+                 time_scale: float = 1.0, stream_cap: float = STREAM_CAP,
+                 token_check: Callable[[str], str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not prefix.startswith("/") or not prefix.endswith("/"):
             raise ValueError("prefix must start and end with '/'")
         self.prefix = prefix
         self.message_limit = message_limit
         self.windows = [(limit, seconds * time_scale) for limit, seconds in RATE_LIMITS]
-        self._sent: dict[str, deque[float]] = {}
+        self._sent: dict[tuple[str, str], deque[float]] = {}
+        # why a token is not acceptable ("" when it is); None: anonymous, no token asked for
+        self.token_check = token_check
+        self.clock = clock  # when calls arrive: rate windows and stream ages (tests may drive it)
+        self.unauthorized: list[tuple[str, str]] = []  # (path, why) of calls refused with 401
         self.calls: list[ConnectorCall] = []
         self.messages: dict[str, TeamsMessage] = {}
         self.uploads: dict[str, bytes] = {}  # OneDrive: file name → bytes
@@ -264,7 +277,7 @@ class FakeConnector:
         raw = await request.read()
         conversation_id, activity_id = self._parse(path)
         call = ConnectorCall(request.method, path, conversation_id or "", activity_id, body,
-                             CIMultiDict(request.headers))
+                             CIMultiDict(request.headers), at=self.clock())
         self.calls.append(call)
         response = self._respond(call, raw)
         call.status = response.status
@@ -285,6 +298,9 @@ class FakeConnector:
     def _respond(self, call: ConnectorCall, raw: bytes) -> web.Response:
         if not call.conversation_id:
             return _error(404, "NotFound", "Resource not found")
+        refused = self._unauthorized(call)
+        if refused is not None:
+            return refused
         failure = next((f for f in self._failures if f.applies(call, raw)), None)
         if failure is not None:
             self._failures.remove(failure)
@@ -341,7 +357,7 @@ class FakeConnector:
 
     # -- streaming --------------------------------------------------------------------------
     def _stream_state(self, stream: FakeStream) -> str:
-        if stream.state == "streaming" and time.monotonic() - stream.started > self.stream_cap:
+        if stream.state == "streaming" and self.clock() - stream.started > self.stream_cap:
             stream.state = "timed_out"
         return stream.state
 
@@ -427,9 +443,25 @@ class FakeConnector:
                 return f"Message of {size} bytes exceeds {self.message_limit}"
         return ""
 
+    def _unauthorized(self, call: ConnectorCall) -> web.Response | None:
+        """With credentials, the Bot Connector wants the bot's Bot Framework token on every
+        call (teams.md §2.5: ``Authorization: Bearer <token>``)."""
+        if self.token_check is None:
+            return None
+        scheme, _, token = (call.authorization or "").partition(" ")
+        why = "no Authorization header" if not call.authorization else (
+            "not a Bearer token" if scheme.lower() != "bearer" or not token.strip()
+            else self.token_check(token.strip()))
+        if not why:
+            return None
+        self.unauthorized.append((call.path, why))
+        return web.json_response({"message": "Authorization has been denied for this request."},
+                                 status=401)
+
     def _rate_limited(self, call: ConnectorCall) -> web.Response | None:
-        """Teams' per-conversation limits, counted over the sends it accepted."""
-        sent = self._sent.setdefault(call.conversation_id, deque())
+        """Teams' per-conversation limits (per bot per thread), counted over the sends it
+        accepted."""
+        sent = self._sent.setdefault((_bot_of(call), call.conversation_id), deque())
         now = call.at
         longest = max(seconds for _, seconds in self.windows)
         while sent and sent[0] <= now - longest:
@@ -467,6 +499,18 @@ class FakeConnector:
     def _new_id(self) -> str:
         self._next_id += 1
         return str(self._next_id)
+
+
+def _bot_of(call: ConnectorCall) -> str:
+    """Which bot made the call: its token's ``appid`` (all anonymous calls are one bot)."""
+    scheme, _, token = (call.authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return ""
+    try:
+        claims = jwt.decode(token.strip(), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    return str(claims.get("appid") or claims.get("azp") or "")
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:

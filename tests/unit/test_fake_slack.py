@@ -398,3 +398,160 @@ async def test_wait_for_timeout_explains(fake: FakeSlack, client: AsyncWebClient
     with pytest.raises(AssertionError, match="chat.postMessage") as info:
         await fake.wait_for(lambda: False, timeout=0.05)
     assert "xoxb" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- element rules
+
+
+def button(text: str = "Go", value: str | None = "v", action_id: str = "a", **extra) -> dict:
+    out = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text},
+           **extra}
+    if value is not None:
+        out["value"] = value
+    return out
+
+
+def select(value: str) -> dict:
+    return {"type": "static_select", "action_id": "pick",
+            "placeholder": {"type": "plain_text", "text": "Pick"},
+            "options": [{"text": {"type": "plain_text", "text": "One"}, "value": value}]}
+
+
+def feedback(value: str) -> dict:
+    return {"type": "context_actions", "elements": [{
+        "type": "feedback_buttons", "action_id": "fb",
+        "positive_button": {"text": {"type": "plain_text", "text": "Good"}, "value": value},
+        "negative_button": {"text": {"type": "plain_text", "text": "Bad"}, "value": "bad"}}]}
+
+
+@pytest.mark.parametrize("blocks, pointer", [
+    ([{"type": "actions", "elements": [button("b" * 76)]}], "/blocks/0/elements/0/text/text"),
+    ([{"type": "actions", "elements": [button(value="v" * 2001)]}], "/blocks/0/elements/0/value"),
+    ([section("s") | {"accessory": button(value="v" * 2001)}], "/blocks/0/accessory/value"),
+    ([{"type": "actions", "elements": [button(style="red")]}], "/blocks/0/elements/0/style"),
+    ([{"type": "actions", "elements": [button(action_id="a" * 256)]}],
+     "/blocks/0/elements/0/action_id"),
+    ([{"type": "actions", "elements": [select("o" * 151)]}],
+     "/blocks/0/elements/0/options/0/value"),
+    ([feedback("g" * 2001)], "/blocks/0/elements/0/positive_button/value"),
+    ([{"type": "actions", "elements": [button(action_id="x"), button(action_id="x")]}],
+     "/blocks/0/elements/1/action_id"),
+    ([section("a") | {"block_id": "b1"}, section("b") | {"block_id": "b1"}], "/blocks/1/block_id"),
+    ([section("")], "/blocks/0/text/text"),
+    ([{"type": "context", "elements": [{"type": "mrkdwn", "text": ""}]}],
+     "/blocks/0/elements/0/text"),
+    ([{"type": "header", "text": {"type": "mrkdwn", "text": "h"}}], "/blocks/0/text/type"),
+    ([{"type": "section"}], "/blocks/0"),
+])
+async def test_element_rules(client: AsyncWebClient, blocks: list, pointer: str) -> None:
+    err = await error_of(client.chat_postMessage(channel=CH, text="t", blocks=blocks))
+    assert err.response["error"] == "invalid_blocks"
+    assert any(e.endswith(f"[json-pointer:{pointer}]") for e in err.response["errors"])
+    messages = err.response["response_metadata"]["messages"]
+    assert messages and all(m.startswith("[ERROR] ") for m in messages)
+    assert any(m.endswith(f"[json-pointer:{pointer}]") for m in messages)
+
+
+async def test_element_limits_are_inclusive(fake: FakeSlack, client: AsyncWebClient) -> None:
+    blocks = [{"type": "actions", "block_id": "one", "elements": [
+                  button("b" * 75, "v" * 2000, action_id="x"), select("o" * 150)]},
+              # the same action_id in another block is fine: Slack wants it unique per block
+              {"type": "actions", "block_id": "two", "elements": [button(action_id="x")]},
+              section("s") | {"accessory": button(action_id="x")},
+              feedback("g" * 2000)]
+    await client.chat_postMessage(channel=CH, text="t", blocks=blocks)
+    assert fake.messages(CH)[0].blocks == blocks
+
+
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
+async def test_no_text(fake: FakeSlack, client: AsyncWebClient) -> None:
+    err = await error_of(client.chat_postMessage(channel=CH, text=""))
+    assert err.response["error"] == "no_text"
+    ts = (await client.chat_postMessage(channel=CH, text="x"))["ts"]
+    err = await error_of(client.chat_update(channel=CH, ts=ts, text="", blocks=[]))
+    assert err.response["error"] == "no_text"
+    await client.chat_update(channel=CH, ts=ts, text="", blocks=[section("only blocks")])
+    assert fake.message(CH, ts).blocks == [section("only blocks")]  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- views
+
+
+def pointer_messages(err: SlackApiError) -> list[str]:
+    assert err.response["error"] == "invalid_arguments"
+    return err.response["response_metadata"]["messages"]
+
+
+async def test_views_publish_is_checked(fake: FakeSlack, client: AsyncWebClient) -> None:
+    ok = {"type": "home", "blocks": [section("Hi"), {"type": "actions",
+                                                      "elements": [button("Older")]}]}
+    await client.views_publish(user_id="U1", view=ok)
+    assert fake.home_views["U1"]["blocks"] == ok["blocks"]
+    for view, pointer in [
+        ({"type": "modal", "blocks": [section("x")]}, "/view/type"),
+        ({"type": "home", "blocks": []}, "/view/blocks"),
+        ({"type": "home", "blocks": [section("x")] * 101}, "/view/blocks"),
+        ({"type": "home", "blocks": [{"type": "actions", "elements": [button("b" * 76)]}]},
+         "/view/blocks/0/elements/0/text/text"),
+        ({"type": "home", "blocks": [section("x" * 3001)]}, "/view/blocks/0/text/text"),
+        ({"type": "home", "blocks": [section("a") | {"block_id": "k"},
+                                     section("b") | {"block_id": "k"}]}, "/view/blocks/1/block_id"),
+    ]:
+        messages = pointer_messages(await error_of(client.views_publish(user_id="U2", view=view)))
+        assert any(m.endswith(f"[json-pointer:{pointer}]") for m in messages), (pointer, messages)
+    assert "U2" not in fake.home_views
+    # a home tab takes 100 blocks and no message text budget
+    await client.views_publish(user_id="U3", view={"type": "home",
+                                                   "blocks": [section("y" * 3000)] * 100})
+
+
+async def test_views_open_is_checked(fake: FakeSlack, client: AsyncWebClient) -> None:
+    title = {"type": "plain_text", "text": "SQL"}
+    ok = {"type": "modal", "title": title, "close": {"type": "plain_text", "text": "Close"},
+          "blocks": [section("select 1")]}
+    await client.views_open(trigger_id="1.2", view=ok)
+    assert fake.opened_views[0]["blocks"] == ok["blocks"]
+    text_input = {"type": "input", "label": {"type": "plain_text", "text": "Q"},
+                  "element": {"type": "plain_text_input", "action_id": "q"}}
+    for view, pointer in [
+        ({**ok, "title": {"type": "plain_text", "text": "t" * 25}}, "/view/title/text"),
+        ({**ok, "title": {"type": "plain_text", "text": ""}}, "/view/title/text"),
+        ({**ok, "close": {"type": "plain_text", "text": "c" * 25}}, "/view/close/text"),
+        ({**ok, "type": "home"}, "/view/type"),
+        ({**ok, "blocks": [text_input]}, "/view/submit"),
+        ({**ok, "blocks": [section("")]}, "/view/blocks/0/text/text"),
+    ]:
+        messages = pointer_messages(await error_of(client.views_open(trigger_id="1.2", view=view)))
+        assert any(m.endswith(f"[json-pointer:{pointer}]") for m in messages), (pointer, messages)
+    assert len(fake.opened_views) == 1
+
+
+# --------------------------------------------------------------------------- response_url
+
+
+async def test_response_url_bodies_are_checked(fake: FakeSlack) -> None:
+    from slack_sdk.webhook.async_client import AsyncWebhookClient  # what Bolt's respond uses
+
+    hook = AsyncWebhookClient(fake.base_url.rsplit("/api/", 1)[0] + "/respond/U1")
+    ok = await hook.send(text="fallback", response_type="ephemeral",
+                         blocks=[section("hi"), {"type": "actions", "elements": [button()]}])
+    assert (ok.status_code, ok.body) == (200, "ok")
+    assert await hook.send_dict({"delete_original": True}) is not None
+    for body, error in [
+        ({"response_type": "ephemeral", "text": "t",
+          "blocks": [{"type": "actions", "elements": [button("b" * 76)]}]}, "invalid_blocks"),
+        ({"text": "t", "blocks": [section("ok")] * 51}, "invalid_blocks"),
+        ({"text": "t", "blocks": [section("a") | {"block_id": "k"},
+                                  section("b") | {"block_id": "k"}]}, "invalid_blocks"),
+        ({"response_type": "ephemeral"}, "no_text"),
+        ({"response_type": "ephemeral", "text": "", "blocks": []}, "no_text"),
+        ({"response_type": "private", "text": "t"}, "invalid_payload"),
+        ({"text": "t", "replace_original": "true"}, "invalid_payload"),
+        ({"text": "x" * 4001}, "msg_too_long"),
+    ]:
+        resp = await hook.send_dict(body)
+        assert (resp.status_code, resp.body) == (400, error), body
+    assert [who for who, _ in fake.responses] == ["U1", "U1"]
+    assert len(fake.refused_responses) == 8
+    refused = [c for c in fake.calls_to("respond") if c.status == 400]
+    assert len(refused) == 8 and refused[0].response["errors"]  # pointers kept for a test's eyes

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     TEAMS_UPDATE_BUDGET: int = 50  # Bot Connector calls per window per conversation (limit 60/30 s)
     TEAMS_BUDGET_WINDOW: float = 30.0
     TEAMS_MAX_RETRIES: int = 4  # retries of 429/412/502/503/504 answers (Retry-After honoured)
+    # Socket Mode: seconds between pings; a connection that dies without a close frame is noticed
+    # (and reopened) within about this long, and a failed reconnect is retried after it
+    SLACK_SOCKET_PING_INTERVAL: float = Field(default=10.0, gt=0)
     TEAMS_RETRY_BACKOFF: float = 1.0  # first backoff when Teams gives no Retry-After; doubles
     TEAMS_STREAM_MAX_AGE: float = 105.0  # end a personal-chat stream ourselves (Teams cuts at 120 s)
     TEAMS_STREAM_INTERVAL: float = 1.0  # least seconds between two stream chunks (Teams: ~1/s)

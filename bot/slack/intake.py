@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -193,11 +194,22 @@ class AckFirstSocketModeHandler(AsyncSocketModeHandler):
         if req.type != "events_api":
             await super().handle(client, req)
             return
-        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        await self._ack_held_event(client, req)
         if req.payload.get("type") != "event_callback":
             return  # app_rate_limited: nothing to do but acknowledge it
         self.intake.enqueue(req.payload, AsyncBoltRequest(mode="socket_mode", body=req.payload,
                                                           headers=build_headers(req)))
+
+    @staticmethod
+    async def _ack_held_event(client: SocketModeClient, req: SocketModeRequest) -> None:
+        """Acknowledge an event the bot now holds. When the connection broke before the ack could
+        go out, the event is handled all the same: Slack's retry of it is a duplicate the event
+        ledger drops — and after Slack's last retry there is none, so waiting would lose it."""
+        try:
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        except (ConnectionError, aiohttp.ClientConnectionError) as exc:
+            log.info("could not acknowledge Socket Mode envelope %s (retry %s): %s; handling the "
+                     "event anyway", req.envelope_id, req.retry_attempt or 0, exc)
 
     @staticmethod
     async def _ack(client: SocketModeClient, req: SocketModeRequest, reason: str) -> None:

@@ -48,7 +48,9 @@ class SlackIntegration:
         return await self.intake.handle_http(request)
 
     async def connect_socket_mode(self, app_token: str) -> None:
-        self._socket = AckFirstSocketModeHandler(self.app, app_token, self.intake)
+        self._socket = AckFirstSocketModeHandler(
+            self.app, app_token, self.intake,
+            ping_interval=self.settings.SLACK_SOCKET_PING_INTERVAL)
         await self._socket.connect_async()
         log.info("Slack Socket Mode connected")
 

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     TEAMS_TENANT_ID: str | None = None
     TEAMS_ALLOW_ANONYMOUS: bool = False
     SLACK_EXTERNAL_TEAMS: str = ""  # workspace/enterprise ids whose users may ask from Slack Connect
+    # who may ask, and where (comma-separated; empty = no restriction): bot/slack/access.py,
+    # bot/teams/access.py
+    SLACK_ALLOWED_CHANNELS: str = ""  # conversation ids; "dm" admits direct messages too
+    SLACK_ALLOWED_USERGROUPS: str = ""  # user group (S…) ids: members of any may ask
+    TEAMS_ALLOWED_TENANTS: str = ""  # Entra tenant ids
+    TEAMS_ALLOWED_TEAMS: str = ""  # team ids; "personal" / "groupchat" admit those chats too
     SLACK_STREAMING: bool = True  # chat.startStream/appendStream/stopStream where Slack allows it
     TEAMS_STREAMING: bool = True  # the Agents SDK's StreamingResponse in personal chats
 
@@ -108,15 +114,15 @@ class Settings(BaseSettings):
     SLACK_STREAM_MAX_AGE: float = 240.0  # stop a stream this old ourselves (Slack ends them ~300 s)
     SLACK_STREAM_RESERVE: int = 4  # Tier 2 calls a minute kept for other streams' stopStream
     SLACK_INTAKE_WORKERS: int = 4  # events handed to Bolt at once after their ack
+    # Socket Mode: seconds between pings; a connection that dies without a close frame is noticed
+    # (and reopened) within about this long, and a failed reconnect is retried after it
+    SLACK_SOCKET_PING_INTERVAL: float = Field(default=10.0, gt=0)
     FINAL_EDIT_WAIT: float = 1.0  # longest a final answer waits to replace its placeholder
     PROGRESS_SHARE: float = 0.67  # share of each budget progress edits may use (rest: finals)
     TEAMS_UPDATE_INTERVAL: float = 1.0  # seconds between edits of one Teams card
     TEAMS_UPDATE_BUDGET: int = 50  # Bot Connector calls per window per conversation (limit 60/30 s)
     TEAMS_BUDGET_WINDOW: float = 30.0
     TEAMS_MAX_RETRIES: int = 4  # retries of 429/412/502/503/504 answers (Retry-After honoured)
-    # Socket Mode: seconds between pings; a connection that dies without a close frame is noticed
-    # (and reopened) within about this long, and a failed reconnect is retried after it
-    SLACK_SOCKET_PING_INTERVAL: float = Field(default=10.0, gt=0)
     TEAMS_RETRY_BACKOFF: float = 1.0  # first backoff when Teams gives no Retry-After; doubles
     TEAMS_STREAM_MAX_AGE: float = 105.0  # end a personal-chat stream ourselves (Teams cuts at 120 s)
     TEAMS_STREAM_INTERVAL: float = 1.0  # least seconds between two stream chunks (Teams: ~1/s)

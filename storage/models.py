@@ -130,3 +130,22 @@ class Event(Base):
 
     key: Mapped[str] = mapped_column(String(EVENT_KEY_MAX), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class FeedbackVote(Base):
+    """One person's 👍/👎 on one run.
+
+    The primary key (run, voter) is what makes it one vote per person per run: a second click,
+    a redelivered click or the same click reaching two replicas finds the row already there,
+    so counting the rows of a run counts people. (``runs.feedback`` keeps the latest verdict for
+    the readers that show one.)
+    """
+
+    __tablename__ = "feedback_votes"
+
+    run_id: Mapped[str] = mapped_column(
+        String(RUN_ID_MAX), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    voter: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -20,6 +20,7 @@ in one transaction: one write instead of three on the way to the placeholder.
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import json
 import secrets
@@ -38,7 +39,7 @@ from sqlalchemy.sql.dml import Insert
 
 from storage.engine import DEFAULT_URL, create_engine, is_sqlite_memory
 from storage.migrate import upgrade
-from storage.models import EVENT_KEY_MAX, Conversation, Event, Run
+from storage.models import EVENT_KEY_MAX, Conversation, Event, FeedbackVote, Run
 from storage.records import (
     ACTIVE_STATUSES,
     FEEDBACK_VALUES,
@@ -51,11 +52,12 @@ from storage.records import (
 )
 from storage.runners import AsyncRunner, ThreadRunner
 
-__all__ = ["ConversationRecord", "Repository", "RunRecord", "new_run_id", "utc_now"]
+__all__ = ["ConversationRecord", "Repository", "RunRecord", "VoteOutcome", "new_run_id", "utc_now"]
 
 _conversations: Table = Conversation.__table__  # type: ignore[assignment]
 _runs: Table = Run.__table__  # type: ignore[assignment]
 _events: Table = Event.__table__  # type: ignore[assignment]
+_votes: Table = FeedbackVote.__table__  # type: ignore[assignment]
 
 # -- statements built once; the values come as parameters ----------------------------------
 _FIND_CONVERSATION = select(_conversations).where(
@@ -575,19 +577,12 @@ class Repository:
 
     @_whole
     async def set_feedback(self, run_id: str, value: str, user: str) -> bool:
-        """Record ``user``'s verdict ("good"/"bad") on a run; the latest vote wins.
+        """Record ``user``'s verdict ("good"/"bad") on a run: one vote per person (:meth:`vote`);
+        the run's ``feedback``/``feedback_by`` show the latest vote that changed something.
 
         Returns False when there is no such run.
         """
-        if value not in FEEDBACK_VALUES:
-            raise ValueError(f"feedback must be one of {FEEDBACK_VALUES}, not {value!r}")
-        stmt = (
-            update(_runs)
-            .where(_runs.c.id == run_id)
-            .values(feedback=value, feedback_by=user)
-            .returning(_runs.c.id)
-        )
-        return await self._runner.write(_first_of(stmt)) is not None
+        return await self.vote(run_id, user, value) is not VoteOutcome.NO_RUN
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -602,6 +597,51 @@ class Repository:
         if self._dialect == "sqlite":
             return sqlite.insert(table).on_conflict_do_nothing()
         return insert(table)
+
+    # -- feedback votes -----------------------------------------------------------------------
+
+    @_whole
+    async def vote(self, run_id: str, voter: str, value: str) -> "VoteOutcome":
+        """Record ``voter``'s verdict ("good"/"bad") on a run: one vote per person per run.
+
+        The same verdict again (a double click, a redelivered click, one click reaching two
+        replicas) changes nothing: ``UNCHANGED``. The other verdict replaces that person's own
+        vote: ``CHANGED`` — people correct a misclick, and a count still counts each person
+        once. The run's ``feedback``/``feedback_by`` take every new or changed vote, for the
+        readers that show one verdict. The key (run, voter) decides, in the database, so
+        concurrent clicks on several replicas leave one row.
+        """
+        if value not in FEEDBACK_VALUES:
+            raise ValueError(f"feedback must be one of {FEEDBACK_VALUES}, not {value!r}")
+        params = {"vote_run": run_id, "vote_voter": voter, "new_value": value, "now": self._clock()}
+        insert_vote = self._insert_ignoring_conflicts(_votes).values(
+            run_id=bindparam("vote_run"), voter=bindparam("vote_voter"),
+            value=bindparam("new_value"), created_at=bindparam("now"),
+            updated_at=bindparam("now")).returning(_votes.c.run_id)
+
+        def work(conn: Connection) -> VoteOutcome:
+            if conn.execute(_RUN_EXISTS, params).first() is None:
+                return VoteOutcome.NO_RUN
+            if conn.execute(insert_vote, params).first() is not None:
+                outcome = VoteOutcome.RECORDED
+            elif conn.execute(_CHANGE_VOTE, params).first() is not None:
+                outcome = VoteOutcome.CHANGED
+            else:
+                return VoteOutcome.UNCHANGED
+            conn.execute(_SHOW_VOTE_ON_RUN, params)
+            return outcome
+
+        return await self._runner.write(work)
+
+    @_whole
+    async def feedback_counts(self, run_id: str) -> dict[str, int]:
+        """How many people voted each verdict on a run (``{"good": n, "bad": m}``)."""
+        stmt = (select(_votes.c.value, func.count()).where(_votes.c.run_id == run_id)
+                .group_by(_votes.c.value))
+        rows = await self._runner.read(_all_of(stmt))
+        counts = dict.fromkeys(FEEDBACK_VALUES, 0)
+        counts.update({row[0]: int(row[1]) for row in rows})
+        return counts
 
 
 def _on_threads(engine: AsyncEngine) -> bool:
@@ -694,3 +734,23 @@ def _run(row: Row[Any]) -> RunRecord:
     if data["answer"] is not None:
         data["answer"] = json.loads(data["answer"])
     return RunRecord(**data)
+
+
+class VoteOutcome(str, enum.Enum):
+    """What :meth:`Repository.vote` did."""
+
+    RECORDED = "recorded"  # the person's first vote on the run
+    CHANGED = "changed"  # they had voted the other verdict; their vote is now this one
+    UNCHANGED = "unchanged"  # they had voted this already: nothing changed
+    NO_RUN = "no_run"  # there is no such run
+
+
+_RUN_EXISTS = select(_runs.c.id).where(_runs.c.id == bindparam("vote_run"))
+_CHANGE_VOTE = (update(_votes)
+                .where(_votes.c.run_id == bindparam("vote_run"),
+                       _votes.c.voter == bindparam("vote_voter"),
+                       _votes.c.value != bindparam("new_value"))
+                .values(value=bindparam("new_value"), updated_at=bindparam("now"))
+                .returning(_votes.c.run_id))
+_SHOW_VOTE_ON_RUN = (update(_runs).where(_runs.c.id == bindparam("vote_run"))
+                     .values(feedback=bindparam("new_value"), feedback_by=bindparam("vote_voter")))

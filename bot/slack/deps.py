@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 from bot.metrics import Metrics
 from bot.relay import Relay
+from bot.slack.access import SlackAccess
 from bot.slack.locales import UserLocales
 from bot.slack.membership import Membership
+from bot.slack.voters import Voters
 from storage.repository import Repository
 
 PLATFORM = "slack"
@@ -24,6 +26,13 @@ class SlackDeps:
     locales: UserLocales = field(default_factory=UserLocales)
     prompt_examples: list[str] = field(default_factory=list)  # SLACK_SUGGESTED_PROMPTS
     membership: Membership = field(default_factory=Membership)  # SLACK_EXTERNAL_TEAMS
+    # who may ask, and where (SLACK_EXTERNAL_TEAMS, SLACK_ALLOWED_CHANNELS/USERGROUPS), and whose
+    # feedback counts
+    access: SlackAccess = field(default_factory=SlackAccess)
+    voters: Voters = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.voters = Voters(self.access)
 
 
 def strip_mentions(text: str) -> str:

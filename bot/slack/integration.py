@@ -17,8 +17,8 @@ from bot.config import Settings
 from bot.metrics import Metrics
 from bot.relay import Relay
 from bot.slack.app import build_app, build_client, build_intake, sink_factory
+from bot.slack.access import SlackAccess
 from bot.slack.deps import SlackDeps
-from bot.slack.membership import Membership
 from bot.slack.first_sign import FirstSign
 from bot.slack.intake import AckFirstSocketModeHandler
 from storage.repository import Repository
@@ -34,9 +34,10 @@ class SlackIntegration:
         # connection — a TLS handshake with Slack — for each call
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.client = build_client(settings, metrics, session=self._session)
+        access = SlackAccess.from_settings(settings)
         deps = SlackDeps(relay=relay, repo=repo, metrics=metrics,
                          prompt_examples=list(settings.SLACK_SUGGESTED_PROMPTS),
-                         membership=Membership.from_setting(settings.SLACK_EXTERNAL_TEAMS))
+                         membership=access.membership, access=access)
         self.app = build_app(settings, deps, self.client)
         self.sinks = sink_factory(settings, self.client)
         self.first_sign = FirstSign(self.client, self.sinks.tasks)

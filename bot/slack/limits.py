@@ -16,7 +16,8 @@ is the ``SLACK_UPDATE_BUDGET`` setting, 45 of Tier 3's 50):
 * ``assistant.threads.setStatus``: a "special" limit with no published number; status lines are
   per thread, so at most one change per thread per ``SLACK_STATUS_INTERVAL`` (slack-morphism
   uses 1/s for it); a 429 still holds the method back for its ``Retry-After``;
-* ``agents.sessions.setStatus``: Tier 3 (java-slack-sdk #1633).
+* ``agents.sessions.setStatus``: Tier 3 (java-slack-sdk #1633);
+* ``usergroups.users.list``: Tier 2; ``conversations.members``: Tier 4 (the access checks).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def slack_rules(settings: Settings) -> dict[str, Rule]:
         "conversations.replies": tier3,
         "conversations.history": tier3,
         "users.info": tier4,
+        # access checks (bot/slack/usergroups.py, channel_members.py; also cached a minute)
+        "usergroups.users.list": tier2,
+        "conversations.members": tier4,
         "views.publish": tier4,
         "views.open": tier4,
     }

@@ -5,7 +5,9 @@ would query this company's data for them. By default only the installing workspa
 are answered; ``SLACK_EXTERNAL_TEAMS`` lists workspace (``T…``) or Enterprise Grid (``E…``) ids
 whose users may ask as well — list your own Grid organisation's id to let its other workspaces
 in. Slack names the asker's own team on every event (``user_team``, else ``team``) and
-interaction (``user.team_id``); a request naming none is from the installing workspace.
+interaction (``user.team_id``), and a slash command names it as its ``team_id`` (with the
+Grid's ``enterprise_id``); a request naming none is from the installing workspace. The other
+rules on who may ask (channels, user groups) are in :mod:`bot.slack.access`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ class Membership:
         return cls(frozenset(v.strip() for v in value.split(",") if v.strip()))
 
     def may_ask(self, *, user_team: str | None, home_team: str,
-                home_enterprise: str | None = None) -> bool:
+                home_enterprise: str | None = None, user_enterprise: str | None = None) -> bool:
+        """``user_enterprise``: the asker's Enterprise Grid, when the request names it apart
+        from their workspace (slash commands); listing it admits all its workspaces."""
         if not user_team or user_team == home_team:
             return True
-        if user_team in self.allowed:
+        if user_team in self.allowed or (user_enterprise and user_enterprise in self.allowed):
             return True
         return bool(home_enterprise) and home_enterprise in self.allowed  # the Grid's own workspaces
 

@@ -1,5 +1,9 @@
 """The Teams turn handler: messages become questions, commands or card actions.
 
+Who may ask, and where (``TEAMS_ALLOWED_TENANTS``, ``TEAMS_ALLOWED_TEAMS``), is decided before
+anything else by :mod:`bot.teams.access`; a refused sender gets one short reply and nothing is
+stored or asked.
+
 Every message is claimed in the event ledger first (Teams redelivers a turn it thinks was slow,
 and a restart can replay one), so the same activity is answered once. The handler only touches
 the database and the relay, and hands any reply to :class:`~bot.teams.replies.Replies`: the
@@ -21,8 +25,12 @@ Invokes (answered in the HTTP response, within Teams' few seconds):
 
 * ``message/submitAction`` — a 👍/👎 from Teams' native feedback controls on an answer message:
   the run is found from that message (any message of a multi-message answer) and the vote is
-  stored like Slack's (``good``/``bad``, latest wins). Teams wants HTTP 200 with an *empty*
-  body (anything else shows the user an error) and thanks the user itself, so nothing is sent;
+  stored like Slack's: one vote per person per run (``Repository.vote``; the other reaction
+  replaces that person's own vote). Only votes from where the bot may be used count
+  (:mod:`bot.teams.access`); Teams delivers the invoke only to members of the conversation
+  that holds the message, and the run must belong to that conversation, so a vote always comes
+  from someone in the conversation. Teams wants HTTP 200 with an *empty* body (anything else
+  shows the user an error) and thanks the user itself, so nothing is sent;
 * ``fileConsent/invoke`` — the answer to a CSV file offer (:mod:`bot.teams.files`): 200 at
   once, the upload runs in the background.
 """
@@ -39,6 +47,7 @@ from microsoft_agents.hosting.core import ActivityHandler, TurnContext
 from bot.delivery.textsplit import shorten
 from bot.metrics import Metrics
 from bot.relay import Question, Relay, StopResult
+from bot.teams.access import TeamsAccess
 from bot.teams.cards import ASK_ACTION, STOP_ACTION, adaptive_card, card_activity, text_activity
 from bot.teams.files import CsvOffers, file_info_activity, upload
 from bot.teams.history import PAGE_SIZE, history_body
@@ -65,7 +74,7 @@ class TeamsAgent(ActivityHandler):
     def __init__(self, *, relay: Relay, repo: Repository, metrics: Metrics, replies: Replies,
                  targets: TargetBook, names: NameBook, tenant: str | None = None,
                  pages: AnswerPages | None = None, files: CsvOffers | None = None,
-                 https_uploads_only: bool = True) -> None:
+                 https_uploads_only: bool = True, access: TeamsAccess | None = None) -> None:
         self.relay = relay
         self.repo = repo
         self.metrics = metrics
@@ -76,12 +85,17 @@ class TeamsAgent(ActivityHandler):
         self.pages = pages or AnswerPages()
         self.files = files
         self.https_uploads_only = https_uploads_only
+        self.access = access or TeamsAccess()
         self._uploading: set[str] = set()  # CSV offers being uploaded (a redelivered Allow waits)
 
     # -- activity routes -----------------------------------------------------------------
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         if not self._tenant_allowed(tenant_of(activity)):
+            return
+        refusal = self.access.refusal(activity)
+        if refusal is not None:
+            await self._refuse(turn_context, refusal)
             return
         msg = parse_message(activity)
         suggested = msg.action is not None and msg.action.get("action") == ASK_ACTION
@@ -129,6 +143,18 @@ class TeamsAgent(ActivityHandler):
         if run_id is None:
             self._duplicate(msg.event_key)
 
+    async def _refuse(self, turn_context: TurnContext, refusal: str) -> None:
+        """One short reply (once per activity, however often Teams redelivers it)."""
+        activity = turn_context.activity
+        key = event_key(activity)
+        if key and not await self.repo.claim_event(key):
+            self._duplicate(activity.id)
+            return
+        self.metrics.events.labels(PLATFORM, "refused").inc()
+        log.info("teams: refused a message from a tenant, team or chat not allowed")
+        self.replies.send(ReplyTarget.from_activity(activity, turn_context.identity),
+                          text_activity(refusal))
+
     def _duplicate(self, activity_id: str | None) -> None:
         self.metrics.duplicates.labels(PLATFORM).inc()
         log.info("teams: activity %s was already handled", activity_id)
@@ -140,6 +166,8 @@ class TeamsAgent(ActivityHandler):
         bot_id = activity.recipient.id if activity.recipient else None
         if not any(m.id == bot_id for m in members_added) or not self._tenant_allowed(tenant_of(activity)):
             return
+        if self.access.refusal(activity) is not None:
+            return  # no welcome where nobody may ask
         key = event_key(activity)
         if key and not await self.repo.claim_event(key):
             return
@@ -166,6 +194,10 @@ class TeamsAgent(ActivityHandler):
         if (value.get("actionName") != "feedback" or verdict is None
                 or not self._tenant_allowed(tenant_of(activity))):
             log.info("teams: ignoring a submitAction that is not a feedback vote")
+            return InvokeResponse(status=int(HTTPStatus.OK))
+        if self.access.refusal(activity) is not None:
+            self.metrics.events.labels(PLATFORM, "feedback_refused").inc()
+            log.info("teams: a feedback vote from a tenant, team or chat not allowed is not counted")
             return InvokeResponse(status=int(HTTPStatus.OK))
         user, name = user_of(activity)
         self.names.remember(user, name)

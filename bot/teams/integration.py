@@ -28,6 +28,7 @@ from bot.metrics import Metrics
 from bot.relay import Relay
 from bot.relay.thread import ThreadRef
 from bot.teams import guard
+from bot.teams.access import TeamsAccess
 from bot.teams.agent import TeamsAgent
 from bot.teams.auth import auth_configuration, authorize, connection_manager, outbound_identity
 from bot.teams.cards import text_activity
@@ -65,7 +66,8 @@ class TeamsIntegration:
                                 targets=self.targets, names=self.names,
                                 tenant=settings.TEAMS_TENANT_ID or None, pages=self.pages,
                                 files=self.files,
-                                https_uploads_only=not settings.TEAMS_ALLOW_ANONYMOUS)
+                                https_uploads_only=not settings.TEAMS_ALLOW_ANONYMOUS,
+                                access=TeamsAccess.from_settings(settings))
         timing = Timing(progress_interval=settings.TEAMS_UPDATE_INTERVAL,
                         final_edit_wait=settings.FINAL_EDIT_WAIT)
         self._factory = TeamsSinkFactory(self.connector, timing=timing, names=self.names,

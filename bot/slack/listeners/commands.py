@@ -1,13 +1,19 @@
-"""Slash commands. They cannot be used inside threads, so both work per channel and user."""
+"""Slash commands. They cannot be used inside threads, so both work per channel and user.
+
+Both first ask the access rules (:mod:`bot.slack.access`) whether the caller may use the bot in
+this channel — someone from another organisation in a Slack Connect channel, outside the allowed
+channels or user groups — and answer a refusal as the command's ephemeral response.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.textsplit import shorten
+from bot.slack.access import Asker, home_of
 from bot.slack.deps import PLATFORM, SlackDeps
 from bot.slack.history import PAGE_SIZE, backend_chat_blocks, history_blocks, history_fallback
 from bot.slack.listeners.stopping import MESSAGES, stop_run
@@ -15,9 +21,24 @@ from bot.slack.render import STOP_ACTION
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
+    async def refused(command: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond,
+                      client: AsyncWebClient) -> bool:
+        """Tell the caller privately if they may not use the bot here; True when refused.
+        The command names the caller's own team (``team_id``, Grid ``enterprise_id``)."""
+        home_team, home_enterprise = home_of(context)
+        refusal = await deps.access.refusal(client, Asker(
+            user=command["user_id"], channel=command["channel_id"],
+            user_team=command.get("team_id") or None, home_team=home_team,
+            home_enterprise=home_enterprise, user_enterprise=command.get("enterprise_id") or None))
+        if refusal is not None:
+            await respond(response_type="ephemeral", text=refusal)
+        return refusal is not None
+
     async def insight_stop(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
-                           client: AsyncWebClient) -> None:
+                           client: AsyncWebClient, context: AsyncBoltContext) -> None:
         await ack()
+        if await refused(command, context, respond, client):
+            return
         user, channel = command["user_id"], command["channel_id"]
         runs = [r for r in deps.relay.live.all()
                 if r.ref.platform == PLATFORM and r.ref.channel == channel and r.asker == user]
@@ -41,8 +62,10 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await respond(response_type="ephemeral", text="Choose the analysis to stop", blocks=blocks[:50])
 
     async def insight_history(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
-                              client: AsyncWebClient) -> None:
+                              client: AsyncWebClient, context: AsyncBoltContext) -> None:
         await ack()
+        if await refused(command, context, respond, client):
+            return
         await respond_history(deps, client, respond, team=command.get("team_id", ""),
                               channel=command["channel_id"], user=command["user_id"], offset=0)
 

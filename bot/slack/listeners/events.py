@@ -14,10 +14,12 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.relay import Question, ThreadRef
+from bot.slack.access import Asker, home_of
 from bot.slack.deps import HELP_TEXT, PLATFORM, SlackDeps, is_stop, strip_mentions
 from bot.slack.home import publish_home
-from bot.slack.membership import REFUSAL, event_team
+from bot.slack.membership import event_team
 from bot.slack.prompts import suggest_prompts
+from bot.slack.refusals import refuse_in_thread
 from bot.slack.listeners.stopping import MESSAGES, stop_run, tell
 
 log = logging.getLogger(__name__)
@@ -81,11 +83,15 @@ async def _handle_message(deps: SlackDeps, event: dict[str, Any], context: Async
     thread = event.get("thread_ts") or ts
     ref = ThreadRef(PLATFORM, context.team_id or event.get("team") or "", channel, thread)
     text = strip_mentions(event.get("text", ""))
-    if text and not deps.membership.may_ask(user_team=event_team(event), home_team=ref.workspace,
-                                            home_enterprise=context.enterprise_id):
-        if await deps.repo.claim_event(key):  # (a retry is not refused twice)
-            await tell(client, channel, user, REFUSAL, thread)
-        return
+    if text:  # who may ask, and where (bot/slack/access.py): before anything is stored or asked
+        home_team, home_enterprise = home_of(context)
+        refusal = await deps.access.refusal(client, Asker(
+            user=user, channel=channel, user_team=event_team(event), home_team=home_team,
+            home_enterprise=home_enterprise))
+        if refusal is not None:
+            if await deps.repo.claim_event(key):  # (a retry is not refused twice)
+                await refuse_in_thread(deps, client, ref, user, refusal)
+            return
     if text and not is_stop(text):  # a question: its claim is stored together with the run
         question = Question(ref=ref, text=text, asker=user, event_key=key,
                             language_lookup=deps.locales.lookup(client, ref.workspace, user))

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
@@ -99,19 +99,28 @@ class BotProcess:
         return out
 
 
+Launcher = Callable[[dict[str, str], Path, Path], Awaitable[Any]]
+
+
+async def _exec_serve(env: dict[str, str], workdir: Path, log_path: Path) -> Any:
+    """``python -m bot.cli serve`` as a child process (the operator's way)."""
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "serve", env=env, cwd=workdir,
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
+
+
 async def spawn_bot(env: dict[str, str], workdir: Path, *, name: str = "bot",
-                    ready_timeout: float = 60.0) -> BotProcess:
+                    ready_timeout: float = 60.0, launch: Launcher = _exec_serve) -> BotProcess:
     """Start ``insightbot serve`` with ``env`` (on top of a clean environment, in ``workdir``,
-    logging to ``workdir/<name>.log``) and return once ``/healthz`` answers."""
+    logging to ``workdir/<name>.log``) and return once ``/healthz`` answers. ``launch`` starts
+    the process (see tests/integration/forked_bots.py for one that forks a pre-imported one)."""
     port = free_port()
     full = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), "HOST": "127.0.0.1",
             "PORT": str(port), "LOG_LEVEL": "WARNING", "PYTHONPATH": str(PROJECT_ROOT),
             "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bot.db", **env}
     log_path = workdir / f"{name}.log"
-    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "serve", env=full, cwd=workdir,
-            stdout=log, stderr=asyncio.subprocess.STDOUT)
+    process = await launch(full, workdir, log_path)
     bot = BotProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
         await _wait_healthy(bot, ready_timeout)

@@ -18,7 +18,8 @@ from urllib.parse import quote
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
-from bench.bot_process import BotProcess, spawn_bot
+from bench.bot_process import BotProcess
+from tests.integration.forked_bots import fork_bot
 from tests.fakes.slack import FakeSlack, Message
 from tests.integration.backends import BackendHarness
 from tests.integration.conftest import (
@@ -99,7 +100,7 @@ class Replicas:
     async def start(self, **overrides: str) -> Replica:
         self._started += 1
         name = f"replica-{self._started}"
-        process = await spawn_bot({**self.env, **overrides}, self.workdir, name=name)
+        process = await fork_bot({**self.env, **overrides}, self.workdir, name=name)
         replica = Replica(process, name)
         self.running.append(replica)
         return replica

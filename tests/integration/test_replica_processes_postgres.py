@@ -50,7 +50,7 @@ async def test_a_rolling_deploy_answers_each_question_once(
         assert await a.deliver(first) == 200
         await backend.wait_asked()
         b = await replicas.start()  # the deploy brings B up while A works
-        await asyncio.sleep(3 * LEASE)  # several of B's lease rounds: it must leave the run alone
+        await asyncio.sleep(2 * LEASE)  # six of B's lease rounds: it must leave the run alone
         assert await _platform_calls(b) == 0 and await _finished_by(b) == 0
         release.set()
         await fake_slack.wait_for(lambda: settled(fake_slack, first["ts"], marker), timeout=20)

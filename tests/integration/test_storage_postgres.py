@@ -36,12 +36,12 @@ class StepClock:
         return self.now
 
 
-async def _admin(url: str, statement: str) -> None:
+async def _admin(url: str, statement: str, timeout: float = CONNECT_TIMEOUT + 1) -> None:
     engine = create_async_engine(
         normalize_url(url), isolation_level="AUTOCOMMIT", connect_args={"timeout": CONNECT_TIMEOUT}
     )
     try:
-        async with asyncio.timeout(CONNECT_TIMEOUT + 1):
+        async with asyncio.timeout(timeout):
             async with engine.connect() as conn:
                 await conn.execute(text(statement))
     finally:
@@ -62,7 +62,8 @@ def pg_url() -> str:
         pytest.skip(f"no PostgreSQL at the default address {DEFAULT_TEST_URL}: {reason}")
     url = normalize_url(admin_url).set(database=name).render_as_string(hide_password=False)
     yield url
-    asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    # (ending the sessions of killed replicas can take a while on a busy machine)
+    asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', timeout=60))
 
 
 @pytest.fixture

@@ -9,8 +9,13 @@ import re
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bot.routing import RoutingConfig
 
 log = logging.getLogger("insightbot")
 
@@ -22,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="ask the configured backend from the terminal")
     ask.add_argument("question")
     ask.add_argument("--backend", choices=["wren", "clickzetta", "textql"])
+    ask.add_argument("--profile", help="with ROUTES_FILE: the profile to ask (default: the "
+                                       "file's default profile, or its only one)")
     ask.add_argument("--out", default=".", help="folder for chart PNG files (default: current)")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -33,11 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        setup_logging(settings.LOG_LEVEL, settings.secrets())
+        routing = None  # checked before anything starts: its secrets are masked from the first line
+        if args.command == "serve" or (args.command == "ask" and settings.ROUTES_FILE):
+            from bot.routing import load_routes
+
+            routing = load_routes(settings)
+        setup_logging(settings.LOG_LEVEL,
+                      settings.secrets() + (routing.secrets() if routing is not None else []))
         if args.command == "serve":
-            return _serve(settings)
+            assert routing is not None
+            return _serve(settings, routing)
         if args.command == "ask":
-            return asyncio.run(_ask(settings, args.question, args.backend, Path(args.out)))
+            return asyncio.run(_ask(settings, args.question, args.backend, Path(args.out),
+                                    routing=routing, profile=args.profile))
         if args.command == "db":
             from storage.migrate import upgrade_sync
 
@@ -82,15 +97,14 @@ def _check_database(url: str) -> None:
         raise DatabaseUnavailable(f"cannot open DATABASE_URL {shown}: {cause[:300]}") from None
 
 
-def _serve(settings: Settings) -> int:
-    settings.require_backend()
+def _serve(settings: Settings, routing: "RoutingConfig") -> int:
     settings.check_platforms()
     _check_database(settings.DATABASE_URL)
     from aiohttp import web
 
     from bot.service import Service
 
-    service = Service(settings)
+    service = Service(settings, routing=routing)  # builds every profile's backend (may refuse one)
     if not settings.slack_enabled and not settings.teams_enabled:
         log.warning("neither Slack nor Teams is configured: only /healthz and /metrics will answer")
     web.run_app(service.web_app(), host=settings.HOST, port=settings.PORT, print=None,
@@ -98,12 +112,31 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-async def _ask(settings: Settings, question: str, backend_name: str | None, out_dir: Path) -> int:
+async def _ask(settings: Settings, question: str, backend_name: str | None, out_dir: Path, *,
+               routing: "RoutingConfig | None" = None, profile: str | None = None) -> int:
     from bot.backends import build_backend
     from bot.charts import ChartRenderer
     from bot.terminal import ask_in_terminal
 
-    backend = build_backend(settings, backend_name)
+    if routing is not None and not routing.implicit:
+        if backend_name:
+            raise ConfigError("--backend does not apply with ROUTES_FILE: name a profile with "
+                              f"--profile ({', '.join(routing.profiles)})")
+        name = profile or routing.default or (next(iter(routing.profiles))
+                                              if len(routing.profiles) == 1 else None)
+        spec = routing.profiles.get(name or "")
+        if spec is None:
+            raise ConfigError(f"--profile must name a profile of {routing.source} "
+                              f"({', '.join(routing.profiles)})"
+                              + (f", not {profile!r}" if profile else ""))
+        try:
+            backend = build_backend(spec.settings, spec.kind)
+        except ConfigError as exc:
+            raise ConfigError(f"{routing.where(spec.name)}profile {spec.name!r}: {exc}") from None
+    elif profile:
+        raise ConfigError("--profile needs a ROUTES_FILE of backend profiles")
+    else:
+        backend = build_backend(settings, backend_name)
     charts = ChartRenderer(width=settings.CHART_WIDTH, height=settings.CHART_HEIGHT,
                            scale=settings.CHART_SCALE, workers=settings.CHART_WORKERS)
     try:

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendName = Literal["wren", "clickzetta", "textql"]
+BACKENDS: tuple[BackendName, ...] = ("wren", "clickzetta", "textql")
 
 
 class ConfigError(Exception):
@@ -81,6 +82,7 @@ class Settings(BaseSettings):
     TEXTQL_MEMBER_ID: str | None = None
     TEXTQL_API_KEY: str | None = None
     TEXTQL_DATASET: str | None = None
+    ROUTES_FILE: str | None = None  # backend profiles and routes (bot/routing.py); replaces BACKEND
 
     # -- beyond the contract's table (documented in the README) ----------------------------
     WREN_TIMEOUT: float = 400.0
@@ -98,7 +100,8 @@ class Settings(BaseSettings):
     TEXTQL_USE_ONTOLOGY: bool = False
     TEXTQL_ONTOLOGY_CONNECTOR_ID: int | None = None
     TEXTQL_CLIFFORD: bool | None = None
-    RUN_TIMEOUT: float = 900.0  # relay-wide ceiling on one run, whatever the backend
+    RUN_TIMEOUT: float = Field(default=900.0, gt=0)  # ceiling on one run (a profile may set its own)
+    MAX_CONCURRENT_RUNS: int = Field(default=0, ge=0)  # runs asking the backend at once; 0: no limit
     STOP_GRACE: float = 30.0  # how long a cooperative stop may take before the run is cancelled
     RUN_LEASE: float = Field(default=30.0, gt=0)  # a replica's hold on its runs (renewed every third)
     STOP_POLL_INTERVAL: float = 2.0  # how often a replica checks for stops pressed on another
@@ -167,9 +170,20 @@ class Settings(BaseSettings):
         """Check the settings the chosen backend needs; raise ConfigError naming the first gap."""
         backend = (name or self.BACKEND or "").lower()
         if not backend:
-            raise ConfigError("BACKEND is required (wren, clickzetta or textql)")
-        if backend not in ("wren", "clickzetta", "textql"):
+            raise ConfigError("BACKEND is required (wren, clickzetta or textql)"
+                              + ("" if name else ", or a ROUTES_FILE of backend profiles"))
+        if backend not in BACKENDS:
             raise ConfigError(f"BACKEND must be wren, clickzetta or textql, not {backend!r}")
+        gap = self.backend_gap(backend)  # type: ignore[arg-type]
+        if gap is not None:
+            var, why = gap
+            raise ConfigError(f"{var} is required when BACKEND={backend}{why}")
+        return backend  # type: ignore[return-value]
+
+    def backend_gap(self, backend: BackendName) -> tuple[str, str] | None:
+        """The first setting ``backend`` needs and lacks: (its name, the rest of the sentence
+        after "is required when …"), or None. Shared by BACKEND and the routing file's
+        profiles (bot/routing.py), which words the sentence its own way."""
         needed = {
             "wren": ["WREN_BASE_URL", "WREN_API_KEY"],
             # domainId is required by Text2InsightQuery (and sent on session and poll)
@@ -182,14 +196,12 @@ class Settings(BaseSettings):
             needed.append("TEXTQL_ONTOLOGY_CONNECTOR_ID")
         for var in needed:
             if not getattr(self, var):
-                raise ConfigError(f"{var} is required when BACKEND={backend}"
-                                  + (" and TEXTQL_USE_ONTOLOGY=true" if var.endswith("CONNECTOR_ID") else ""))
+                return var, (" and TEXTQL_USE_ONTOLOGY=true" if var.endswith("CONNECTOR_ID") else "")
         if backend == "wren" and self._wren_needs_project():
-            raise ConfigError(
-                "WREN_PROJECT_ID is required when BACKEND=wren: without it Wren answers an "
-                "organisation (osk-) key from its first project, silently; set "
-                "WREN_ALLOW_DEFAULT_PROJECT=true only for a single-project server")
-        return backend  # type: ignore[return-value]
+            return "WREN_PROJECT_ID", (
+                ": without it Wren answers an organisation (osk-) key from its first project, "
+                "silently; set WREN_ALLOW_DEFAULT_PROJECT=true only for a single-project server")
+        return None
 
     def _wren_needs_project(self) -> bool:
         """A ``psk-`` project key is pinned to its project by the server; any other credential

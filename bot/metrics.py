@@ -19,10 +19,18 @@ class Metrics:
         self.runs_active = Gauge("insightbot_runs_active", "Runs talking to a backend now",
                                  registry=self.registry)
         self.runs_finished = Counter("insightbot_runs_finished_total", "Finished runs",
-                                     ["backend", "outcome"], registry=self.registry)
-        self.run_seconds = Histogram("insightbot_run_seconds", "Backend run duration", ["backend"],
+                                     ["backend", "outcome", "profile"], registry=self.registry)
+        self.run_seconds = Histogram("insightbot_run_seconds", "Backend run duration",
+                                     ["backend", "profile"],
                                      buckets=(1, 2, 5, 10, 20, 30, 60, 120, 180, 300, 600),
                                      registry=self.registry)
+        self.profile_runs_active = Gauge("insightbot_profile_runs_active",
+                                         "Runs talking to a backend now, by backend profile",
+                                         ["profile"], registry=self.registry)
+        self.profile_runs_waiting = Gauge("insightbot_profile_runs_waiting",
+                                          "Runs waiting for a free slot of their profile "
+                                          "(MAX_CONCURRENT_RUNS)", ["profile"],
+                                          registry=self.registry)
         self.platform_calls = Counter("insightbot_platform_calls_total",
                                       "Chat platform API calls by method and result",
                                       ["platform", "method", "result"], registry=self.registry)

@@ -14,23 +14,28 @@ from datetime import timedelta
 from aiohttp import web
 
 from adapters.base import Backend
-from bot.backends import build_backend
 from bot.charts import ChartRenderer
 from bot.config import Settings
+from bot.profiles import build_profiles
 from bot.loop_lag import LoopLagMonitor
 from bot.metrics import Metrics
 from bot.relay import Relay
+from bot.routing import RoutingConfig
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, settings: Settings, *, backend: Backend | None = None) -> None:
+    def __init__(self, settings: Settings, *, backend: Backend | None = None,
+                 routing: RoutingConfig | None = None) -> None:
+        """``routing``: the checked ROUTES_FILE (read from settings when not given); ``backend``:
+        an object standing in for the single backend of a set-up without one (tests)."""
         settings.check_platforms()
         self.settings = settings
         self.metrics = Metrics()
-        self.backend = backend or build_backend(settings)
+        self.profiles = build_profiles(settings, routing=routing, backend=backend)
+        self.backend = self.profiles.primary.backend
         self.charts = ChartRenderer(width=settings.CHART_WIDTH, height=settings.CHART_HEIGHT,
                                     scale=settings.CHART_SCALE, workers=settings.CHART_WORKERS)
         self.repo: Repository | None = None
@@ -43,7 +48,7 @@ class Service:
 
     async def start(self) -> None:
         self.repo = await Repository.open(self.settings.DATABASE_URL, migrate=True)
-        self.relay = Relay(self.repo, self.backend, charts=self.charts,
+        self.relay = Relay(self.repo, self.profiles, charts=self.charts,
                            chart_wait=self.settings.CHART_WAIT,
                            run_timeout=self.settings.RUN_TIMEOUT, stop_grace=self.settings.STOP_GRACE,
                            stop_poll_interval=self.settings.STOP_POLL_INTERVAL, metrics=self.metrics,
@@ -96,7 +101,7 @@ class Service:
             await self.relay.close()
         if self.slack is not None:
             await self.slack.close()
-        await self.backend.aclose()
+        await self.profiles.aclose()
         if self._chart_warmup is not None:
             self._chart_warmup.cancel()
             await asyncio.gather(self._chart_warmup, return_exceptions=True)

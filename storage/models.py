@@ -76,6 +76,9 @@ class Conversation(Base):
     session_id: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The backend profile (ROUTES_FILE) the thread started with; it keeps it when the routes
+    # change. NULL: the single backend of a set-up without a routing file.
+    profile: Mapped[str | None] = mapped_column(String)
 
 
 class Run(Base):

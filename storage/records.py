@@ -36,6 +36,7 @@ class ConversationRecord:
     session_id: str | None
     created_at: datetime
     updated_at: datetime
+    profile: str | None = None  # the backend profile it started with (None: the single backend)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,14 @@ _FIND_CONVERSATION = select(_conversations).where(
 )
 # SET gets the columns named by the parameters besides the WHERE's own
 _UPDATE_CONVERSATION = update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
+# a conversation from before profiles (NULL) takes the profile its thread is now routed to; its
+# session goes on only on a backend of the same kind
+_ADOPT_PROFILE = (update(_conversations)
+                  .where(_conversations.c.id == bindparam("conversation_id"),
+                         _conversations.c.profile.is_(None))
+                  .values(profile=bindparam("new_profile"), backend=bindparam("new_backend"),
+                          session_id=bindparam("new_session"), updated_at=bindparam("now"))
+                  .returning(*_conversations.c))
 _GET_RUN = select(_runs).where(_runs.c.id == bindparam("run_id"))
 _INSERT_RUN = insert(_runs).returning(*_runs.c)
 # what a replica must still do something about: run it, or deliver its stored answer
@@ -236,19 +244,25 @@ class Repository:
 
     @_whole
     async def ensure_conversation(
-        self, platform: str, workspace: str, channel: str, thread: str, backend: str
+        self, platform: str, workspace: str, channel: str, thread: str, backend: str,
+        *, profile: str | None = None,
     ) -> ConversationRecord:
         """Get the thread's conversation, creating it if needed.
 
         Race-safe: concurrent callers all get the one row the unique key lets through. An
-        existing conversation keeps its original ``backend`` (its session lives there).
+        existing conversation keeps its original ``backend`` and ``profile`` (its session lives
+        there) — except one from before profiles (no profile), which adopts ``profile``.
         """
         existing = await self.get_conversation(platform, workspace, channel, thread)
         if existing is not None:
+            if profile is not None and existing.profile is None:
+                now = self._clock()
+                return await self._runner.write(
+                    lambda conn: _adopt(conn, existing, profile, backend, now), urgent=True)
             return existing
         now = self._clock()
         params = {**_thread(platform, workspace, channel, thread), "backend": backend,
-                  "session_id": None, "created_at": now, "updated_at": now}
+                  "session_id": None, "created_at": now, "updated_at": now, "profile": profile}
         try:
             row = await self._runner.write(_first_of(self._create_conversation, params), urgent=True)
         except IntegrityError:
@@ -305,6 +319,7 @@ class Repository:
         *,
         owner: str | None = None,
         lease: timedelta | None = None,
+        profile: str | None = None,
     ) -> tuple[ConversationRecord, RunRecord] | None:
         """Take in a question in one transaction: :meth:`claim_event`, :meth:`ensure_conversation`
         and :meth:`create_run` (a ``queued`` run), with their semantics.
@@ -314,8 +329,9 @@ class Repository:
         or another). Race-safe across replicas: of concurrent callers with one key exactly one
         gets a run (the others wait on the key's unique index for its transaction, then find
         the key taken); concurrent first questions of one thread share the one conversation its
-        unique key lets through. An existing conversation keeps its ``backend`` and session,
-        and the run inherits both.
+        unique key lets through. An existing conversation keeps its ``backend``, ``profile``
+        and session, and the run inherits them; one from before profiles (no profile) adopts
+        ``profile`` (and ``backend``; its session only when the backend is of the same kind).
         """
         _check_event_key(event_key)
         now = self._clock()
@@ -331,9 +347,11 @@ class Repository:
                 # for its transaction and then do nothing; the next statement sees that row.
                 row = (conn.execute(self._create_conversation, {
                     **thread_params, "backend": backend, "session_id": None,
-                    "created_at": now, "updated_at": now}).first()
+                    "created_at": now, "updated_at": now, "profile": profile}).first()
                     or conn.execute(_FIND_CONVERSATION, thread_params).one())
             conversation = _conversation(row)
+            if profile is not None and conversation.profile is None:
+                conversation = _adopt(conn, conversation, profile, backend, now)
             values = _run_values(conversation, question, asker, QUEUED, now, owner=owner,
                                  lease_until=now + lease if owner and lease else None)
             for attempt in range(_RUN_ID_ATTEMPTS):
@@ -723,6 +741,20 @@ def _encode_answer(answer: Mapping[str, Any] | None) -> str | None:
     if not isinstance(answer, Mapping):
         raise TypeError("answer must be a mapping (the final answer snapshot as a dict)")
     return json.dumps(dict(answer), ensure_ascii=False, separators=(",", ":"))
+
+
+def _adopt(conn: Connection, conversation: ConversationRecord, profile: str, backend: str,
+           now: datetime) -> ConversationRecord:
+    """Give a conversation from before profiles the profile its thread is routed to now."""
+    row = conn.execute(_ADOPT_PROFILE, {
+        "conversation_id": conversation.id, "new_profile": profile, "new_backend": backend,
+        "new_session": conversation.session_id if conversation.backend == backend else None,
+        "now": now}).first()
+    if row is None:  # another transaction gave it a profile first: that one holds
+        row = conn.execute(_FIND_CONVERSATION, _thread(
+            conversation.platform, conversation.workspace, conversation.channel,
+            conversation.thread)).one()
+    return _conversation(row)
 
 
 def _conversation(row: Row[Any]) -> ConversationRecord:

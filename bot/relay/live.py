@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from adapters.answer import Answer
+from bot.profiles import Profile
 from bot.relay.drawings import Drawings
 from bot.relay.sink import ReplySink
 from bot.relay.thread import ThreadRef
@@ -27,6 +28,7 @@ class LiveRun:
     asker: str
     question: str
     sink: ReplySink
+    profile: Profile | None = None  # the backend profile it runs on (None: not known yet / gone)
     language: str | None = None
     language_lookup: asyncio.Task[str | None] | None = None  # see Question.language_lookup
     answer: Answer = field(default_factory=Answer)

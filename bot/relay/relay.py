@@ -12,6 +12,13 @@ A run goes through these steps, each of which leaves a visible trace for the use
 Stopping cancels the backend work (cooperatively for polled backends, by cancelling the
 request for the others) and keeps whatever arrived. After a restart, runs of resumable backends
 are re-attached to their reply; the others are closed with a visible "interrupted" notice.
+
+Several backends can serve one relay: each question goes to a backend *profile*
+(:mod:`bot.profiles`). A new conversation takes the profile its place routes to
+(:meth:`Relay.route`, which platforms call before asking); the conversation stores it, and every
+later question of the thread — and a run resumed after a restart — uses that stored profile,
+whatever the routes say by then. A profile may bound its runs at once (the others wait, saying
+so) and the length of one run.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import asyncio
 import enum
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -30,6 +37,8 @@ from adapters.answer import (
 )
 from adapters.base import AskRequest, Backend, BackendError
 from bot.metrics import Metrics
+from bot.profiles import Profile, Profiles
+from bot.routing import Place
 from bot.delivery.reply import Receipt
 from bot.relay.drawings import ChartRendering, Drawings
 from bot.relay.live import LiveRun, LiveRuns
@@ -54,13 +63,27 @@ class StopResult(str, enum.Enum):
     NOT_FOUND = "not_found"
 
 
+@dataclass(frozen=True)
+class Routing:
+    """Where a question goes: a profile, or (``profile`` None) a refusal to tell the asker."""
+
+    profile: Profile | None
+    refusal: str | None = None
+
+
+class NoProfile(LookupError):
+    """A question no profile can answer reached :meth:`Relay.ask` (its platform did not route)."""
+
+
 class Relay:
-    def __init__(self, repo: Repository, backend: Backend, *, charts: ChartRendering | None = None,
+    def __init__(self, repo: Repository, backends: Backend | Profiles, *,
+                 charts: ChartRendering | None = None,
                  chart_wait: float = 0.3, run_timeout: float = 900.0, stop_grace: float = 30.0,
                  stop_poll_interval: float = 2.0, metrics: Metrics | None = None,
                  replica: str | None = None, lease: float = 30.0) -> None:
         self.repo = repo
-        self.backend = backend
+        # one backend (no routing file) is one implicit profile
+        self.profiles = backends if isinstance(backends, Profiles) else Profiles.single(backends)
         self.charts = charts
         self.chart_wait = chart_wait  # how long a finished answer waits for a chart being drawn
         self._after: set[asyncio.Task[None]] = set()  # late charts, then on_finish
@@ -83,29 +106,66 @@ class Relay:
     def register_platform(self, name: str, factory: SinkFactory) -> None:
         self._platforms[name] = factory
 
+    @property
+    def backend(self) -> Backend:
+        """The primary profile's backend (the only one without a routing file)."""
+        return self.profiles.primary.backend
+
+    # -- routing -------------------------------------------------------------------------
+    async def route(self, ref: ThreadRef, place: Place) -> Routing:
+        """The profile a question in ``ref`` goes to: the one its thread started with, else the
+        one the routes give ``place``; or a refusal (nothing is stored)."""
+        if self.profiles.implicit:
+            return Routing(self.profiles.primary)
+        conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
+        if conv is not None and conv.profile is not None:
+            kept = self.profiles.get(conv.profile)
+            if kept is None:  # the routing file no longer has it
+                return Routing(None, self.profiles.refusal(gone=conv.profile))
+            return Routing(kept)
+        profile, _ = self.profiles.route(place)
+        if profile is None:
+            return Routing(None, self.profiles.refusal())
+        return Routing(profile)
+
+    async def profile_here(self, ref: ThreadRef) -> str | None:
+        """The profile the thread ``ref`` keeps, if it has started (for ``/insight-routes``)."""
+        if self.profiles.implicit:
+            return None
+        conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
+        return conv.profile if conv is not None else None
+
     # -- asking --------------------------------------------------------------------------
     async def ask(self, question: Question) -> str | None:
         """Record the question and start its run in the background; return the run id, or None
-        when its event was handled before (a retry, or a redelivery to another replica)."""
+        when its event was handled before (a retry, or a redelivery to another replica).
+
+        ``question.profile`` is what :meth:`route` chose; the thread's stored profile wins over
+        it. Raises :class:`NoProfile`, having stored nothing, when no profile applies."""
         ref = question.ref
+        profile = await self._profile_for(question)
+        stored = None if self.profiles.implicit else profile.name
         if question.event_key is not None:
             recorded = await self.repo.record_question(
                 question.event_key, ref.platform, ref.workspace, ref.channel, ref.thread,
-                self.backend.name, question.text, question.asker, owner=self.replica,
-                lease=self.leases.lease)
+                profile.kind, question.text, question.asker, owner=self.replica,
+                lease=self.leases.lease, profile=stored)
             if recorded is None:
                 return None
             conv, record = recorded
         else:
             conv = await self.repo.ensure_conversation(ref.platform, ref.workspace, ref.channel,
-                                                       ref.thread, self.backend.name)
+                                                       ref.thread, profile.kind, profile=stored)
             record = await self.repo.create_run(conv, question.text, question.asker,
                                                 owner=self.replica, lease=self.leases.lease)
+        if stored is not None and conv.profile not in (None, profile.name):
+            # the thread started elsewhere meanwhile (another replica's first question): it keeps that
+            profile = self.profiles.get(conv.profile) or profile
         # a question that opens the thread's conversation names it (Slack's agent session title)
         title = question.text if conv.session_id is None else ""
         sink = self._platforms[ref.platform].for_question(ref, question.asker, title=title)
         live = LiveRun(run_id=record.id, ref=ref, asker=question.asker, question=question.text,
-                       sink=sink, language=question.language,
+                       sink=sink, profile=profile, language=question.language,
                        language_lookup=asyncio.create_task(question.language_lookup(),
                                                            name=f"language-{record.id}")
                        if question.language_lookup is not None else None)
@@ -114,6 +174,20 @@ class Relay:
         live.task = asyncio.create_task(self._run(live, ahead), name=f"run-{record.id}")
         self._watch_remote_stops()
         return record.id
+
+    async def _profile_for(self, question: Question) -> Profile:
+        if self.profiles.implicit:
+            return self.profiles.primary
+        profile = self.profiles.get(question.profile)
+        if profile is not None:
+            return profile
+        ref = question.ref  # not routed by its platform: the thread's own, else the default
+        conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
+        profile = self.profiles.get(conv.profile if conv else None) or self.profiles.get(
+            self.profiles.default if conv is None or conv.profile is None else None)
+        if profile is None:
+            raise NoProfile(f"no backend profile for {ref.key}")
+        return profile
 
     async def _run(self, live: LiveRun, ahead: int) -> None:
         waiting = ahead > 0
@@ -163,15 +237,60 @@ class Relay:
             log.exception("run %s: could not record where %s is", live.run_id, what)
 
     async def _answer(self, live: LiveRun, *, resume: RunRecord | None) -> None:
-        """Ask (or re-attach to) the backend and finish the run."""
+        """Wait for a free slot of the run's profile, then ask (or re-attach to) its backend
+        and finish the run."""
+        assert live.profile is not None
+        if not await self._take_slot(live, live.profile):
+            await self._finish(live, live.answer.finish(Outcome.STOPPED,
+                                                        stopped_by=live.stop_requested_by or ""))
+            return
+        try:
+            await self._answer_in_slot(live, live.profile, resume=resume)
+        finally:
+            if live.profile.slots is not None:
+                live.profile.slots.release()
+
+    async def _take_slot(self, live: LiveRun, profile: Profile) -> bool:
+        """Wait until the profile runs fewer than its ``MAX_CONCURRENT_RUNS``; False if the run
+        was stopped first. Waiting says so in the reply."""
+        slots = profile.slots
+        if slots is None:
+            return True
+        if not slots.locked():
+            await slots.acquire()  # free: returns at once
+            return True
+        live.answer = live.answer.upsert(StatusPart(STATUS_ID, _slot_text(profile)))
+        live.sink.show(live.answer)
+        waiting = self.metrics.profile_runs_waiting.labels(profile.name)
+        waiting.inc()
+        acquire = asyncio.ensure_future(slots.acquire())
+        stopped = asyncio.ensure_future(live.stop_event.wait())
+        try:
+            await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            stopped.cancel()
+            _give_back(slots, acquire)
+            raise
+        finally:
+            waiting.dec()
+        stopped.cancel()
+        if acquire.done() and not acquire.cancelled() and not live.stop_event.is_set():
+            return True
+        _give_back(slots, acquire)
+        return False
+
+    async def _answer_in_slot(self, live: LiveRun, profile: Profile, *,
+                              resume: RunRecord | None) -> None:
         ref = live.ref
-        if resume is None and not await self._claim_thread(live):
+        backend = profile.backend
+        run_timeout = profile.run_timeout or self.run_timeout
+        if resume is None and not await self._claim_thread(live, run_timeout):
             await self._finish(live, live.answer.finish(Outcome.STOPPED,
                                                         stopped_by=live.stop_requested_by or ""))
             return
         # read after the claim: the run before this one may just have set the session
         conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
-        session_id = conv.session_id if conv and conv.backend == self.backend.name else None
+        session_id = conv.session_id if conv and conv.backend == backend.name else None
         live.started_at = time.monotonic()
         live.drawings = Drawings(self.charts, live.run_id, on_drawn=lambda: self._show_drawn(live))
         if resume is None:
@@ -180,24 +299,26 @@ class Relay:
             live.answer = replace(live.answer.upsert(StatusPart(STATUS_ID, WORKING)),
                                   session_id=session_id)
             live.sink.show(live.answer)
-            updates = self.backend.ask(AskRequest(question=live.question, session_id=session_id,
-                                                  asker=live.asker, language=await live.asker_language()))
+            updates = backend.ask(AskRequest(question=live.question, session_id=session_id,
+                                             asker=live.asker, language=await live.asker_language()))
         else:
             assert resume.session_id and resume.backend_run_id
-            updates = self.backend.resume(resume.session_id, resume.backend_run_id)
+            updates = backend.resume(resume.session_id, resume.backend_run_id)
             live.answer = replace(live.answer, session_id=resume.session_id,
                                   run_id=resume.backend_run_id)
         self.metrics.runs_active.inc()
+        active = self.metrics.profile_runs_active.labels(profile.name)
+        active.inc()
         try:
             live.consumer = asyncio.create_task(self._consume(live, updates, conv.id if conv else None))
-            done, _ = await asyncio.wait({live.consumer}, timeout=self.run_timeout)
+            done, _ = await asyncio.wait({live.consumer}, timeout=run_timeout)
             answer = live.answer
             if not done:
                 await self._safe_backend_stop(live)
                 live.consumer.cancel()
                 await asyncio.gather(live.consumer, return_exceptions=True)
                 answer = live.answer.finish(Outcome.FAILED, error=ErrorPart(
-                    "error", f"The analysis took longer than {int(self.run_timeout)} s and was stopped.",
+                    "error", f"The analysis took longer than {int(run_timeout)} s and was stopped.",
                     code="timeout"))
             elif live.consumer.cancelled():
                 answer = live.answer.finish(Outcome.STOPPED, stopped_by=live.stop_requested_by or "")
@@ -211,10 +332,11 @@ class Relay:
             await self._finish(live, answer)
         finally:
             self.metrics.runs_active.dec()
+            active.dec()
             if live.consumer and not live.consumer.done():
                 live.consumer.cancel()
 
-    async def _claim_thread(self, live: LiveRun) -> bool:
+    async def _claim_thread(self, live: LiveRun, run_timeout: float) -> bool:
         """Wait until no other replica runs a question in this thread; False if stopped first.
 
         Within one process the thread lock already orders questions; this is the same rule
@@ -222,7 +344,7 @@ class Relay:
         """
         said = False
         while True:
-            if await self.repo.start_run(live.run_id, stale_after=timedelta(seconds=self.run_timeout)):
+            if await self.repo.start_run(live.run_id, stale_after=timedelta(seconds=run_timeout)):
                 return True
             if live.stop_event.is_set():
                 return False
@@ -305,9 +427,10 @@ class Relay:
                             live.run_id)
                 live.answer = answer
                 return
-        self.metrics.runs_finished.labels(self.backend.name, answer.outcome.value).inc()
+        kind, name = (live.profile.kind, live.profile.name) if live.profile else ("", "")
+        self.metrics.runs_finished.labels(kind, answer.outcome.value, name).inc()
         if live.started_at is not None:
-            self.metrics.run_seconds.labels(self.backend.name).observe(live.elapsed())
+            self.metrics.run_seconds.labels(kind, name).observe(live.elapsed())
         live.answer = answer
         receipt = await live.sink.close(answer)
         await self._record_final_place(live, receipt)
@@ -403,7 +526,7 @@ class Relay:
 
     async def _stop_backend(self, live: LiveRun) -> None:
         consumer = live.consumer
-        if self.backend.capabilities.cooperative_stop:
+        if live.profile is not None and live.profile.backend.capabilities.cooperative_stop:
             await self._safe_backend_stop(live)
             if consumer is not None:
                 _, pending = await asyncio.wait({consumer}, timeout=self.stop_grace)
@@ -415,8 +538,10 @@ class Relay:
             await self._safe_backend_stop(live)
 
     async def _safe_backend_stop(self, live: LiveRun) -> None:
+        if live.profile is None:  # (its profile is gone: nothing to stop it on)
+            return
         try:
-            await self.backend.stop(live.answer.session_id, live.answer.run_id)
+            await live.profile.backend.stop(live.answer.session_id, live.answer.run_id)
         except Exception:
             log.warning("run %s: the backend's stop call failed", live.run_id, exc_info=True)
 
@@ -484,11 +609,24 @@ class Relay:
             self._watch_remote_stops()
         return touched
 
+    async def _profile_of(self, record: RunRecord) -> Profile | None:
+        """The profile a resumed run continues on: its conversation's (never a fresh route);
+        a conversation from before profiles: the default, when of the run's backend kind."""
+        if self.profiles.implicit:
+            return self.profiles.primary
+        conv = await self.repo.get_conversation(record.platform, record.workspace, record.channel,
+                                                record.thread)
+        if conv is not None and conv.profile is not None:
+            return self.profiles.get(conv.profile)
+        default = self.profiles.get(self.profiles.default)
+        return default if default is not None and default.kind == record.backend else None
+
     async def _resume(self, live: LiveRun, record: RunRecord) -> None:
         try:
             if not record.active:  # finished, stored, never marked delivered
                 await self._redeliver(live, record)
                 return
+            live.profile = await self._profile_of(record)
             if not record.reply_ts:
                 live.answer = Answer(parts=(StatusPart(STATUS_ID, WORKING),))
                 await self._open_reply(live)
@@ -506,9 +644,15 @@ class Relay:
                         await self._safe_backend_stop(live)
                     await self._finish(live, live.answer.finish(Outcome.STOPPED,
                                                                 stopped_by=record.stopped_by))
+                elif live.profile is None:  # its profile left the routing file
+                    await self._finish(live, live.answer.finish(Outcome.FAILED, error=ErrorPart(
+                        "error", "This analysis was interrupted by a restart of the bot, and the "
+                                 "backend profile of this thread is no longer configured. Please "
+                                 "start a new thread.", code="interrupted")))
                 elif record.status == "queued":
                     await self._answer(live, resume=None)  # never reached the backend: ask now
-                elif (self.backend.capabilities.resumable and record.backend == self.backend.name
+                elif (live.profile.backend.capabilities.resumable
+                      and record.backend == live.profile.kind
                       and record.session_id and record.backend_run_id):
                     await self._answer(live, resume=record)
                 else:
@@ -556,6 +700,19 @@ class Relay:
 
 
 FINISH_GRACE = 10.0  # seconds a shutdown waits for answers being delivered
+
+
+def _slot_text(profile: Profile) -> str:
+    return (f"Waiting for a free slot: `{profile.name}` answers {profile.max_concurrent} "
+            "questions at a time…")
+
+
+def _give_back(slots: asyncio.Semaphore, acquire: asyncio.Future[Any]) -> None:
+    """Undo a slot wait that lost to a stop: cancel it, or release what it got."""
+    if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
+        slots.release()
+    else:
+        acquire.cancel()
 
 
 def _queued_text(ahead: int) -> str:

@@ -38,3 +38,6 @@ class Question:
     # the inbound event's key in the event ledger: claimed in the same transaction that records
     # the question, so a duplicate delivery writes nothing and starts nothing
     event_key: str | None = None
+    # the backend profile Relay.route chose (the thread's stored profile wins over it); None:
+    # the thread's own, else the default
+    profile: str | None = None

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 from bot.metrics import Metrics
-from bot.relay import Relay
+from bot.relay import Relay, ThreadRef
+from bot.routing import Place
 from bot.slack.access import SlackAccess
 from bot.slack.locales import UserLocales
 from bot.slack.membership import Membership
@@ -33,6 +34,12 @@ class SlackDeps:
 
     def __post_init__(self) -> None:
         self.voters = Voters(self.access)
+
+
+def place_of(ref: ThreadRef, channel_type: str | None = None) -> Place:
+    """Where a Slack question comes from, as the routes see it (bot/routing.py)."""
+    return Place(PLATFORM, ref.workspace, ref.channel,
+                 dm=channel_type == "im" or ref.channel.startswith("D"))
 
 
 def strip_mentions(text: str) -> str:

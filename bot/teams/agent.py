@@ -18,8 +18,12 @@ Routes:
 * ``stop`` (also ``cancel``/``abort``) → stops the sender's runs in this thread, or in this
   conversation when the thread has none (a channel post starts a new thread);
 * ``history`` → the sender's recent analyses in this conversation;
+* ``routes`` → the backend profiles and the routes (``ROUTES_FILE``), and which profile answers
+  here — names, backend kinds and chat ids only;
 * ``help`` or a bare mention → usage;
-* anything else → a question for the backend, in the sender's language (``activity.locale``).
+* anything else → a question for the backend profile of this thread (else the one the routes
+  give this conversation; none: a short refusal listing the profiles, and nothing is stored or
+  asked), in the sender's language (``activity.locale``).
 
 Invokes (answered in the HTTP response, within Teams' few seconds):
 
@@ -47,12 +51,13 @@ from microsoft_agents.hosting.core import ActivityHandler, TurnContext
 from bot.delivery.textsplit import shorten
 from bot.metrics import Metrics
 from bot.relay import Question, Relay, StopResult
+from bot.routing import Place
 from bot.teams.access import TeamsAccess
 from bot.teams.cards import ASK_ACTION, STOP_ACTION, adaptive_card, card_activity, text_activity
 from bot.teams.files import CsvOffers, file_info_activity, upload
 from bot.teams.history import PAGE_SIZE, history_body
 from bot.teams.inbound import (
-    PLATFORM, Inbound, event_key, parse_message, tenant_of, user_of,
+    PLATFORM, Inbound, event_key, parse_message, place_of, tenant_of, user_of,
 )
 from bot.teams.memory import AnswerPages, NameBook, TargetBook
 from bot.teams.replies import Replies
@@ -99,7 +104,8 @@ class TeamsAgent(ActivityHandler):
             return
         msg = parse_message(activity)
         suggested = msg.action is not None and msg.action.get("action") == ASK_ACTION
-        is_question = suggested or (msg.action is None and msg.command not in ("stop", "history", "help")
+        is_question = suggested or (msg.action is None
+                                    and msg.command not in ("stop", "history", "help", "routes")
                                     and bool(msg.text))
         # a question's claim is stored in one transaction with its run (relay.ask)
         if not is_question and msg.event_key and not await self.repo.claim_event(msg.event_key):
@@ -118,17 +124,36 @@ class TeamsAgent(ActivityHandler):
         elif msg.command == "history":
             self.metrics.events.labels(PLATFORM, "history").inc()
             await self._history(msg, target)
+        elif msg.command == "routes":
+            self.metrics.events.labels(PLATFORM, "routes").inc()
+            here = await self.relay.profile_here(msg.ref)
+            self.replies.send(target, text_activity(
+                self.relay.profiles.describe(place_of(activity), here=here)))
         elif msg.command == "help" or not msg.text:
             self.metrics.events.labels(PLATFORM, "help").inc()
             self.replies.send(target, text_activity(HELP_TEXT))
         else:
+            routing = await self.relay.route(msg.ref, msg.place or place_of(activity))
+            if routing.profile is None:
+                await self._unrouted(msg, target, routing.refusal or "")
+                return
             self.metrics.events.labels(PLATFORM, msg.conversation_type).inc()
             with self.targets.answering(msg.ref, target):
                 run_id = await self.relay.ask(Question(ref=msg.ref, text=msg.text,
                                                        asker=msg.user_id, event_key=msg.event_key,
-                                                       language=msg.locale))
+                                                       language=msg.locale,
+                                                       profile=routing.profile.name))
             if run_id is None:
                 self._duplicate(activity.id)
+
+    async def _unrouted(self, msg: Inbound, target: ReplyTarget, refusal: str) -> None:
+        """No profile answers here: say so once (however often Teams redelivers the message);
+        nothing is stored but the event's claim, nothing reaches a backend."""
+        if msg.event_key and not await self.repo.claim_event(msg.event_key):
+            self._duplicate(msg.event_key)
+            return
+        self.metrics.events.labels(PLATFORM, "unrouted").inc()
+        self.replies.send(target, text_activity(refusal))
 
     async def _ask_suggested(self, msg: Inbound, target: ReplyTarget) -> None:
         """A suggested follow-up, asked in this thread by whoever clicked it."""
@@ -137,9 +162,15 @@ class TeamsAgent(ActivityHandler):
             return
         who = self.names(msg.user_id) or msg.user_name or "Someone"
         intro = ASKED.format(name=who, question=shorten(question, 300))
+        routing = await self.relay.route(msg.ref, msg.place or Place(
+            PLATFORM, msg.ref.workspace, msg.ref.channel))
+        if routing.profile is None:
+            await self._unrouted(msg, target, routing.refusal or "")
+            return
         with self.targets.answering(msg.ref, target, intro=intro):
             run_id = await self.relay.ask(Question(ref=msg.ref, text=question, asker=msg.user_id,
-                                                   event_key=msg.event_key, language=msg.locale))
+                                                   event_key=msg.event_key, language=msg.locale,
+                                                   profile=routing.profile.name))
         if run_id is None:
             self._duplicate(msg.event_key)
 

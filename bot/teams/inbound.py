@@ -26,6 +26,7 @@ from typing import Any
 from microsoft_agents.activity import Activity
 
 from bot.relay.thread import ThreadRef
+from bot.routing import Place
 from bot.teams.target import base_conversation_id
 
 PLATFORM = "teams"
@@ -33,7 +34,7 @@ PLATFORM = "teams"
 _AT = re.compile(r"<at(?:\s[^>]*)?>(.*?)</at>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>")
 _STOP = {"stop", "cancel", "abort", "stop it"}
-_COMMANDS = {"history": "history", "help": "help", "?": "help"}
+_COMMANDS = {"history": "history", "help": "help", "?": "help", "routes": "routes"}
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,12 @@ class Inbound:
     user_id: str
     user_name: str
     text: str  # mentions removed, HTML gone, whitespace collapsed
-    command: str | None  # "stop", "history", "help" or None for a question
+    command: str | None  # "stop", "history", "help", "routes" or None for a question
     action: dict[str, Any] | None  # the data of an Adaptive Card Action.Submit
     conversation_type: str
     event_key: str | None
     locale: str | None = None  # the sender's Teams language (BCP 47, "pt-BR"), when Teams says
+    place: Place | None = None  # where it comes from, as the routes see it
 
 
 def tenant_of(activity: Activity) -> str:
@@ -60,6 +62,19 @@ def thread_ref(activity: Activity) -> ThreadRef:
     conversation_id = activity.conversation.id
     return ThreadRef(PLATFORM, tenant_of(activity), base_conversation_id(conversation_id),
                      conversation_id)
+
+
+def place_of(activity: Activity) -> Place:
+    """Where a Teams question comes from, as the routes see it (bot/routing.py): the tenant,
+    the conversation (a team channel's id, or the chat's), personal chat or not, and the ids
+    of the team a channel belongs to (``channelData.team``: its id and Entra group id)."""
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    team = data.get("team") if isinstance(data.get("team"), dict) else {}
+    kind = ((activity.conversation.conversation_type if activity.conversation else None)
+            or "personal").lower()
+    return Place(PLATFORM, tenant_of(activity), base_conversation_id(activity.conversation.id),
+                 dm=kind == "personal",
+                 teams=tuple(team[k] for k in ("id", "aadGroupId") if isinstance(team.get(k), str)))
 
 
 def user_of(activity: Activity) -> tuple[str, str]:
@@ -116,4 +131,5 @@ def parse_message(activity: Activity) -> Inbound:
     return Inbound(ref=thread_ref(activity), user_id=user_id, user_name=user_name, text=text,
                    command=None if action else command_of(text), action=action,
                    conversation_type=(activity.conversation.conversation_type or "personal"),
-                   event_key=event_key(activity), locale=locale_of(activity))
+                   event_key=event_key(activity), locale=locale_of(activity),
+                   place=place_of(activity))

@@ -28,7 +28,7 @@ def test_manifest_covers_the_contract() -> None:
     assert {"app_mention", "message.im", "message.channels", "app_home_opened",
             "agent_session_stopped"} <= events
     commands = {c["command"] for c in m["features"]["slash_commands"]}
-    assert commands == {"/insight-stop", "/insight-history"}
+    assert commands == {"/insight-stop", "/insight-history", "/insight-routes"}
     assert m["settings"]["interactivity"]["is_enabled"] is True
     assert "agent_view" in m["features"]
     scopes = set(m["oauth_config"]["scopes"]["bot"])

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.relay import Question, ThreadRef
 from bot.slack.access import Asker, home_of
-from bot.slack.deps import PLATFORM, SlackDeps
+from bot.slack.deps import PLATFORM, SlackDeps, place_of
 from bot.slack.history import HISTORY_MORE_ACTION
 from bot.slack.listeners.commands import respond_history
 from bot.slack.listeners.stopping import MESSAGES, stop_run, tell
@@ -116,6 +116,10 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if refusal is not None:
             await tell(client, ref.channel, user, refusal, thread)
             return
+        routing = await deps.relay.route(ref, place_of(ref))  # the thread's own profile
+        if routing.profile is None:
+            await tell(client, ref.channel, user, routing.refusal or "", thread)
+            return
         # a double click (or Slack redelivering the click) asks once: one button of one message,
         # pressed by one person, is one question
         clicked = (body.get("container") or {}).get("message_ts") or thread
@@ -129,6 +133,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         except SlackApiError as exc:
             log.info("could not say who asked the follow-up: %s", exc.response.get("error"))
         await deps.relay.ask(Question(ref=ref, text=question, asker=user,
+                                      profile=routing.profile.name,
                                       language_lookup=deps.locales.lookup(client, ref.workspace, user)))
 
     async def on_view_sql(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

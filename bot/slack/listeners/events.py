@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.relay import Question, ThreadRef
 from bot.slack.access import Asker, home_of
-from bot.slack.deps import HELP_TEXT, PLATFORM, SlackDeps, is_stop, strip_mentions
+from bot.slack.deps import HELP_TEXT, PLATFORM, SlackDeps, is_stop, place_of, strip_mentions
 from bot.slack.home import publish_home
 from bot.slack.membership import event_team
 from bot.slack.prompts import suggest_prompts
@@ -93,7 +93,17 @@ async def _handle_message(deps: SlackDeps, event: dict[str, Any], context: Async
                 await refuse_in_thread(deps, client, ref, user, refusal)
             return
     if text and not is_stop(text):  # a question: its claim is stored together with the run
+        # which backend profile answers here (bot/profiles.py): the thread's, else the routes'
+        routing = await deps.relay.route(ref, place_of(ref, event.get("channel_type")))
+        if routing.profile is None:
+            if await deps.repo.claim_event(key):  # refused privately, once; nothing is stored
+                deps.metrics.events.labels(PLATFORM, "unrouted").inc()
+                await refuse_in_thread(deps, client, ref, user, routing.refusal or "")
+            else:
+                deps.metrics.duplicates.labels(PLATFORM).inc()
+            return
         question = Question(ref=ref, text=text, asker=user, event_key=key,
+                            profile=routing.profile.name,
                             language_lookup=deps.locales.lookup(client, ref.workspace, user))
         if await deps.relay.ask(question) is None:
             deps.metrics.duplicates.labels(PLATFORM).inc()

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     SLACK_SIGNING_SECRET: str | None = None
     SLACK_APP_TOKEN: str | None = None
     SLACK_API_URL: str = "https://slack.com/api/"
+    # distributed app: Bolt's OAuth install into many workspaces (bot/slack/installations.py),
+    # with SLACK_SIGNING_SECRET and without SLACK_BOT_TOKEN
+    SLACK_CLIENT_ID: str | None = None
+    SLACK_CLIENT_SECRET: str | None = None
 
     TEAMS_APP_ID: str | None = None
     TEAMS_APP_PASSWORD: str | None = None
@@ -117,6 +121,12 @@ class Settings(BaseSettings):
     SLACK_STREAM_MAX_AGE: float = 240.0  # stop a stream this old ourselves (Slack ends them ~300 s)
     SLACK_STREAM_RESERVE: int = 4  # Tier 2 calls a minute kept for other streams' stopStream
     SLACK_INTAKE_WORKERS: int = 4  # events handed to Bolt at once after their ack
+    # OAuth install: the public URL of /slack/oauth_redirect sent to Slack as redirect_uri
+    # (needed when the app lists several redirect URLs; unset: Slack uses the app's first one)
+    SLACK_REDIRECT_URI: str | None = None
+    # token rotation: a workspace's bot token is refreshed this many minutes before it expires
+    # (Bolt's token_rotation_expiration_minutes; Slack's rotating tokens last 12 hours)
+    SLACK_TOKEN_ROTATION_MINUTES: int = Field(default=120, ge=1)
     # Socket Mode: seconds between pings; a connection that dies without a close frame is noticed
     # (and reopened) within about this long, and a failed reconnect is retried after it
     SLACK_SOCKET_PING_INTERVAL: float = Field(default=10.0, gt=0)
@@ -149,7 +159,16 @@ class Settings(BaseSettings):
     # -- derived -------------------------------------------------------------------------
     @property
     def slack_enabled(self) -> bool:
-        return bool(self.SLACK_BOT_TOKEN or self.SLACK_SIGNING_SECRET)
+        return bool(self.SLACK_BOT_TOKEN or self.SLACK_SIGNING_SECRET or self.SLACK_CLIENT_ID
+                    or self.SLACK_CLIENT_SECRET)
+
+    @property
+    def slack_oauth(self) -> bool:
+        """The distributed app: installed into many workspaces through Slack's OAuth flow, each
+        with its own bot token in the database. Only without ``SLACK_BOT_TOKEN``: a static
+        token is the single-workspace app, whatever else is set."""
+        return bool(self.SLACK_CLIENT_ID and self.SLACK_CLIENT_SECRET and self.SLACK_SIGNING_SECRET
+                    and not self.SLACK_BOT_TOKEN)
 
     @property
     def teams_enabled(self) -> bool:
@@ -158,8 +177,8 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line."""
         values = [self.SLACK_BOT_TOKEN, self.SLACK_SIGNING_SECRET, self.SLACK_APP_TOKEN,
-                  self.TEAMS_APP_PASSWORD, self.WREN_API_KEY, self.CLICKZETTA_APP_SECRET_KEY,
-                  self.TEXTQL_API_KEY]
+                  self.SLACK_CLIENT_SECRET, self.TEAMS_APP_PASSWORD, self.WREN_API_KEY,
+                  self.CLICKZETTA_APP_SECRET_KEY, self.TEXTQL_API_KEY]
         # database passwords, in the URLs and as they may appear quoted in a driver's message
         for url in (self.DATABASE_URL, self.CLICKZETTA_WAREHOUSE_URL):
             password = _url_password(url)
@@ -212,9 +231,17 @@ class Settings(BaseSettings):
 
     def check_platforms(self) -> None:
         if self.slack_enabled:
-            for var in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
-                if not getattr(self, var):
-                    raise ConfigError(f"{var} is required when Slack is configured")
+            if not self.SLACK_BOT_TOKEN and (self.SLACK_CLIENT_ID or self.SLACK_CLIENT_SECRET):
+                # the distributed app (OAuth install): both halves of the client, and the secret
+                # every request from Slack is signed with
+                for var in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_SIGNING_SECRET"):
+                    if not getattr(self, var):
+                        raise ConfigError(f"{var} is required for the Slack OAuth install "
+                                          "(SLACK_CLIENT_ID without SLACK_BOT_TOKEN)")
+            else:
+                for var in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+                    if not getattr(self, var):
+                        raise ConfigError(f"{var} is required when Slack is configured")
         if self.SLACK_APP_TOKEN and not self.SLACK_APP_TOKEN.startswith("xapp-"):
             raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
         if self.TEAMS_APP_ID and not self.TEAMS_APP_PASSWORD:

@@ -6,7 +6,10 @@ import logging
 import re
 from typing import Iterable
 
-_TOKENISH = re.compile(r"\b(xox[abprs]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|osk-[0-9a-f]{8,}|psk-[0-9a-f]{8,})")
+# Slack tokens (rotating ones are ``xoxe.xoxb-…``, their refresh tokens ``xoxe-…``), app-level
+# tokens, Wren keys
+_TOKENISH = re.compile(r"\b(xoxe\.xox[abp]-[A-Za-z0-9-]{6,}|xox[abeprs]-[A-Za-z0-9-]{6,}"
+                       r"|xapp-[A-Za-z0-9-]{6,}|osk-[0-9a-f]{8,}|psk-[0-9a-f]{8,})")
 _AUTH = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer|basic)\s+[^\s'\",}]+")
 
 

@@ -59,6 +59,7 @@ class Service:
 
             self.slack = SlackIntegration(self.settings, relay=self.relay, repo=self.repo,
                                           metrics=self.metrics)
+            await self.slack.start()
             self.relay.register_platform(PLATFORM, self.slack.sinks)
         if self.settings.teams_enabled:
             from bot.teams import TeamsIntegration
@@ -115,6 +116,8 @@ class Service:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/slack/events", self._slack_events)
+        app.router.add_get("/slack/install", self._slack_install)
+        app.router.add_get("/slack/oauth_redirect", self._slack_oauth_redirect)
         app.router.add_post("/api/messages", self._teams_messages)
 
         async def on_startup(_: web.Application) -> None:
@@ -139,6 +142,16 @@ class Service:
         if self.slack is None:
             return web.json_response({"error": "Slack is not configured"}, status=404)
         return await self.slack.handle(request)
+
+    async def _slack_install(self, request: web.Request) -> web.Response:
+        if self.slack is None:
+            return web.json_response({"error": "Slack is not configured"}, status=404)
+        return await self.slack.handle_install(request)
+
+    async def _slack_oauth_redirect(self, request: web.Request) -> web.Response:
+        if self.slack is None:
+            return web.json_response({"error": "Slack is not configured"}, status=404)
+        return await self.slack.handle_oauth_redirect(request)
 
     async def _teams_messages(self, request: web.Request) -> web.StreamResponse:
         if self.teams is None:

@@ -14,7 +14,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -151,4 +154,92 @@ class FeedbackVote(Base):
     voter: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- Slack's distributed app (OAuth install) --------------------------------------------------
+#
+# The three tables of slack_sdk's AsyncSQLAlchemyInstallationStore and
+# AsyncSQLAlchemyOAuthStateStore, which the service uses as they are (bot/slack/installations.py).
+# They are declared here, column for column as slack_sdk builds them
+# (``SQLAlchemyInstallationStore.build_installations_table`` / ``build_bots_table``,
+# ``SQLAlchemyOAuthStateStore.build_oauth_states_table``; tests/unit/test_storage.py keeps the
+# two in step), so that migrations create them like every other table — on PostgreSQL under the
+# replicas' migration lock — and the schema check sees them. slack_sdk stores naive UTC times.
+
+slack_installations = Table(
+    "slack_installations", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("enterprise_url", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", String(200)),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", String(200)),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", String(200)),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("is_enterprise_install", Boolean, nullable=False),
+    Column("token_type", String(32)),
+    Column("installed_at", DateTime, nullable=False),
+    Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id",
+          "installed_at"),
+)
+
+slack_bots = Table(
+    "slack_bots", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", String(200)),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("is_enterprise_install", Boolean, nullable=False),
+    Column("installed_at", DateTime, nullable=False),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+
+slack_oauth_states = Table(
+    "slack_oauth_states", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
+)
+
+
+class SlackWorkspace(Base):
+    """Where a Slack workspace's installation is: its Enterprise Grid, and whether the app was
+    installed for the whole organisation (one installation, one bot token, for every workspace
+    of the Grid) rather than into the workspace itself.
+
+    Bolt learns this from each request; a reply sent later (a run resumed after a restart, or
+    taken over from another replica) has only the workspace id, so it is remembered here. Not
+    tokens: those stay in ``slack_bots``.
+    """
+
+    __tablename__ = "slack_workspaces"
+
+    team_id: Mapped[str] = mapped_column(String, primary_key=True)
+    enterprise_id: Mapped[str | None] = mapped_column(String)
+    org_install: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

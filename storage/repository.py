@@ -39,7 +39,7 @@ from sqlalchemy.sql.dml import Insert
 
 from storage.engine import DEFAULT_URL, create_engine, is_sqlite_memory
 from storage.migrate import upgrade
-from storage.models import EVENT_KEY_MAX, Conversation, Event, FeedbackVote, Run
+from storage.models import EVENT_KEY_MAX, Conversation, Event, FeedbackVote, Run, SlackWorkspace
 from storage.records import (
     ACTIVE_STATUSES,
     FEEDBACK_VALUES,
@@ -58,6 +58,7 @@ _conversations: Table = Conversation.__table__  # type: ignore[assignment]
 _runs: Table = Run.__table__  # type: ignore[assignment]
 _events: Table = Event.__table__  # type: ignore[assignment]
 _votes: Table = FeedbackVote.__table__  # type: ignore[assignment]
+_slack_workspaces: Table = SlackWorkspace.__table__  # type: ignore[assignment]
 
 # -- statements built once; the values come as parameters ----------------------------------
 _FIND_CONVERSATION = select(_conversations).where(
@@ -660,6 +661,28 @@ class Repository:
         counts = dict.fromkeys(FEEDBACK_VALUES, 0)
         counts.update({row[0]: int(row[1]) for row in rows})
         return counts
+
+    # -- Slack workspaces of the distributed app ------------------------------------------------
+
+    @_whole
+    async def slack_workspaces(self) -> dict[str, tuple[str | None, bool]]:
+        """Every workspace remembered: ``team id → (enterprise id, installed org-wide)``."""
+        rows = await self._runner.read(_all_of(select(_slack_workspaces)))
+        return {row.team_id: (row.enterprise_id, bool(row.org_install)) for row in rows}
+
+    @_whole
+    async def remember_slack_workspace(self, team_id: str, enterprise_id: str | None,
+                                       org_install: bool) -> None:
+        """Record (or correct) where a workspace's installation is: its Enterprise Grid and
+        whether it is the organisation's. The last writer wins; every replica writes what
+        Slack told it."""
+        values = {"team_id": team_id, "enterprise_id": enterprise_id,
+                  "org_install": org_install, "updated_at": self._clock()}
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        stmt = dialect.insert(_slack_workspaces).values(**values).on_conflict_do_update(
+            index_elements=[_slack_workspaces.c.team_id],
+            set_={k: v for k, v in values.items() if k != "team_id"})
+        await self._runner.write(_execute(stmt))
 
 
 def _on_threads(engine: AsyncEngine) -> bool:

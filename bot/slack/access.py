@@ -108,6 +108,12 @@ def home_of(context: Any) -> tuple[str, str | None]:
     organisation in a Slack Connect channel names *their* team there. The authorisation
     (``auth.test`` of the bot's token, or the installation found) names the app's own."""
     result = getattr(context, "authorize_result", None)
+    if getattr(context, "is_enterprise_install", False):
+        # an Enterprise Grid organisation's installation (the distributed app): it is at home in
+        # every workspace of the organisation, so in the one the request comes from
+        # (bot/slack/middleware/scheduled_client.py names it)
+        enterprise = (result.enterprise_id if result is not None else None) or context.enterprise_id
+        return context.get("workspace") or context.team_id or "", enterprise
     if result is None:
         return context.team_id or "", context.enterprise_id
     return result.team_id or context.team_id or "", result.enterprise_id

@@ -22,6 +22,7 @@ from bot.delivery.priority import Priority, call_options
 from bot.delivery.tasks import BackgroundTasks
 from bot.slack.client import ScheduledWebClient
 from bot.slack.deps import is_stop, strip_mentions
+from bot.slack.installations import workspace_of
 from bot.slack.status import WORKING
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class FirstSign:
         event = payload.get("event") or {}
         if not _is_question(event):
             return
-        team = str(payload.get("team_id") or event.get("team") or "")
+        team = workspace_of(payload)  # the thread's workspace, as the listeners will name it
         channel = str(event.get("channel") or "")
         thread = str(event.get("thread_ts") or event.get("ts") or "")
         if not channel or not thread:

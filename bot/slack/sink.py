@@ -42,8 +42,8 @@ _REJECTED = {"msg_too_long", "msg_blocks_too_long", "invalid_blocks", "invalid_a
              "too_many_attachments", "invalid_blocks_format", "no_text"}
 _REFUSED = {"channel_not_found", "not_in_channel", "is_archived", "cant_update_message",
             "cant_delete_message", "restricted_action", "not_authed", "invalid_auth",
-            "account_inactive", "token_revoked", "missing_scope", "ekm_access_denied",
-            "team_access_not_granted", "no_permission"}
+            "account_inactive", "token_revoked", "token_expired", "missing_scope",
+            "ekm_access_denied", "team_access_not_granted", "no_permission"}
 
 
 class SlackReplySink(ReplyLifecycle[SlackMessage]):

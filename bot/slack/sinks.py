@@ -4,6 +4,7 @@ the per-workspace memories (which table style and whether agent sessions are tak
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.delivery.reply import Timing
@@ -27,8 +28,12 @@ class SlackSinkFactory:
     def __init__(self, client: ScheduledWebClient, *, scheduler: Scheduler, timing: Timing,
                  status_after: float, max_retries: int = 3,
                  first_sign: FirstSign | None = None, streaming: bool = False,
-                 stream_max_age: float = 240.0, stream_reserve: int = 4) -> None:
+                 stream_max_age: float = 240.0, stream_reserve: int = 4,
+                 recipient_team: Callable[[str], str] | None = None) -> None:
         self.client = client
+        # the team a stream's recipient is named in: the workspace, or for an Enterprise Grid
+        # organisation's installation the organisation (bot/slack/installations.py)
+        self.recipient_team = recipient_team or (lambda workspace: workspace)
         self.streaming = streaming
         self.stream_max_age = stream_max_age
         self.stream_budget = StreamBudget(scheduler, reserve=stream_reserve)
@@ -48,7 +53,8 @@ class SlackSinkFactory:
             return self._sink(ref, session=session)
         # In channels Slack requires the asker as the stream's recipient (DMs ignore it).
         stream = SlackStream(self.client.for_workspace(ref.workspace), ref.channel, ref.thread,
-                             recipient_user=asker, recipient_team=ref.workspace,
+                             recipient_user=asker,
+                             recipient_team=self.recipient_team(ref.workspace),
                              max_age=self.stream_max_age)
         return SlackStreamingSink(self.client, ref, stream=stream, stream_budget=self.stream_budget,
                                   session=session, **self._shared())

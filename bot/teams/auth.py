@@ -9,7 +9,10 @@ service application here (also serving Slack), so the same check is done in
 anonymous (local emulators, tests); a header, when present, is always validated.
 
 Outbound: an anonymous identity makes the SDK send no token; otherwise MSAL gets one for the
-app registration (client credentials, single tenant when ``TEAMS_TENANT_ID`` is set).
+app registration (client credentials): from ``TEAMS_TENANT_ID``'s authority for a single-tenant
+bot, else from the Bot Framework's own tenant (``login.microsoftonline.com/botframework.com``),
+where a multi-tenant bot gets its token — the SDK itself has no default and would fail the first
+reply.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from bot.config import Settings
 log = logging.getLogger(__name__)
 
 SERVICE_CONNECTION = "SERVICE_CONNECTION"
+# the tenant a multi-tenant bot's app registration gets its Bot Framework token in
+BOT_FRAMEWORK_TENANT = "botframework.com"
 _INVALID = {"error": "Invalid token or authentication failed."}
 
 
@@ -35,7 +40,8 @@ def auth_configuration(settings: Settings) -> AgentAuthConfiguration:
     return AgentAuthConfiguration(
         auth_type=AuthTypes.client_secret,
         client_id=settings.TEAMS_APP_ID or None,
-        tenant_id=settings.TEAMS_TENANT_ID or None,
+        tenant_id=settings.TEAMS_TENANT_ID or (BOT_FRAMEWORK_TENANT if settings.TEAMS_APP_ID
+                                               else None),
         client_secret=settings.TEAMS_APP_PASSWORD or None,
         anonymous_allowed=settings.TEAMS_ALLOW_ANONYMOUS,
     )

@@ -24,6 +24,15 @@ the limits our bot has to live with (shared/reference/slack.md §3–4):
 * native streams expire ``stream_ttl`` seconds after ``chat.startStream``
   (``message_not_in_streaming_state``), as observed in the field (§2.4).
 
+Many workspaces (the distributed app): :meth:`FakeSlack.offer_install` makes an OAuth code that
+``oauth.v2.access`` (client id and secret, as Slack checks them) exchanges for a bot token of
+that workspace — or of an Enterprise Grid organisation — with a refresh token and ``expires_in``
+when the installation rotates tokens (``grant_type=refresh_token`` then swaps a refresh token,
+once, for a new pair). Once any such token exists, only known bot tokens are accepted: a revoked
+one (:meth:`FakeSlack.revoke`) answers ``token_revoked``, an expired one ``token_expired``;
+``auth.test`` answers for the token's own installation, and every call records the token it
+came with (:attr:`Call.token`).
+
 Requests are read like Slack reads them: parameters may come in the URL query (slack_sdk sends
 ``auth.test`` and ``files.*`` that way), a form body, or a JSON body (``chat.*``). Every call,
 failed or not, is recorded. Tests wait on state with :meth:`FakeSlack.wait_for`, which is
@@ -52,6 +61,9 @@ from tests.fakes.loopback import serve
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T1"
+APP_ID = "A1"
+CLIENT_ID = "1111.2222"
+CLIENT_SECRET = "fake-client-secret"
 
 # Tier numbers from shared/reference/slack.md §3.1 (Tier 2 = 20, Tier 3 = 50, Tier 4 = 100/min).
 DEFAULT_LIMITS: dict[str, int] = {
@@ -109,6 +121,33 @@ class Call:
     at: float
     status: int = 200
     response: dict[str, Any] = field(default_factory=dict)
+    token: str = ""  # the token it came with (bearer header or ``token`` argument)
+
+
+@dataclass
+class Install:
+    """A workspace (``team_id``) or an Enterprise Grid organisation (``org_install``, no team of
+    its own) the app can be installed into through the fake's OAuth."""
+
+    team_id: str | None
+    team_name: str = "Fake Team"
+    enterprise_id: str | None = None
+    enterprise_name: str = "Fake Org"
+    org_install: bool = False
+    bot_user_id: str = BOT_USER_ID
+    bot_id: str = BOT_ID
+    installer: str = "U0INSTALLER"
+    scopes: tuple[str, ...] = ("app_mentions:read", "chat:write")
+    expires_in: int | None = None  # rotating tokens: seconds the token given at install lives
+    refreshed_expires_in: int = 43_200  # ... and each refreshed one (Slack: 12 hours)
+
+
+@dataclass
+class BotToken:
+    token: str
+    install: Install
+    expires_at: float | None = None  # wall clock (time.time()), as Slack's expires_in means
+    revoked: bool = False
 
 
 @dataclass
@@ -249,7 +288,11 @@ class FakeSlack:
         stream_ttl: float = 300.0,
         unsupported_blocks: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
+        client_id: str = CLIENT_ID,
+        client_secret: str = CLIENT_SECRET,
     ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
         self.auth = {"ok": True, "url": "https://fake.slack.test/", "team": team, "user": user,
                      "team_id": team_id, "user_id": user_id, "bot_id": bot_id,
                      "is_enterprise_install": False}
@@ -310,6 +353,13 @@ class FakeSlack:
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._ts = itertools.count(1_700_000_000_000_100, 100)
         self._ids = itertools.count(1)
+        # the distributed app: OAuth codes on offer, bot tokens issued, refresh tokens
+        self.bot_tokens: dict[str, BotToken] = {}
+        self._codes: dict[str, Install] = {}
+        self._refresh: dict[str, Install] = {}  # unused refresh tokens
+        self._spent_refresh: set[str] = set()
+        self._secrets = itertools.count(1)
+        self._caller: BotToken | None = None  # the token of the call being handled
         self._cond = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -370,6 +420,45 @@ class FakeSlack:
         hold.gate.clear()
         hold.when, hold.after = when, after
         return hold
+
+    def offer_install(self, code: str, install: Install) -> None:
+        """Slack's consent page gave the installer ``code`` (for the redirect URL): one
+        ``oauth.v2.access`` may exchange it for ``install``'s bot token."""
+        self._codes[code] = install
+
+    def grant_token(self, install: Install, lifetime: int | None = None) -> BotToken:
+        """Issue a bot token of ``install`` (what ``oauth.v2.access`` hands out); ``lifetime``:
+        seconds it lasts (None: for ever, a token that does not rotate)."""
+        prefix = "xoxe.xoxb-1-" if lifetime else "xoxb-"
+        serial = next(self._secrets)
+        token = f"{prefix}{install.team_id or install.enterprise_id}-{serial:04d}-fakesecret"
+        expires_at = time.time() + lifetime if lifetime else None
+        granted = self.bot_tokens[token] = BotToken(token, install, expires_at)
+        return granted
+
+    def revoke(self, *, team_id: str | None = None, enterprise_id: str | None = None) -> None:
+        """The app was uninstalled there: every bot token of that installation stops working."""
+        for granted in self.bot_tokens.values():
+            install = granted.install
+            if install.team_id == team_id and install.enterprise_id == enterprise_id:
+                granted.revoked = True
+        for refresh, install in list(self._refresh.items()):
+            if install.team_id == team_id and install.enterprise_id == enterprise_id:
+                del self._refresh[refresh]
+
+    def expire(self, token: str) -> None:
+        """``token`` expires now (whatever its ``expires_in`` said)."""
+        self.bot_tokens[token].expires_at = time.time() - 1
+
+    def tokens_of(self, *, team_id: str | None = None,
+                  enterprise_id: str | None = None) -> list[str]:
+        """The bot tokens issued for an installation, oldest first."""
+        return [t.token for t in self.bot_tokens.values()
+                if t.install.team_id == team_id and t.install.enterprise_id == enterprise_id]
+
+    def refresh_grants(self) -> list[Call]:
+        return [c for c in self.calls_to("oauth.v2.access")
+                if c.args.get("grant_type") == "refresh_token"]
 
     def end_stream(self, channel: str, ts: str) -> None:
         """Slack ends a stream itself: the agent session's Stop (it stops the streams listed in
@@ -441,19 +530,27 @@ class FakeSlack:
             if request.transport is None or request.transport.is_closing():
                 return web.Response(status=400, text="the client went away")
         headers = dict(request.headers)
-        call = Call(method=method, args=args, headers=headers, at=self.clock())
+        call = Call(method=method, args=args, headers=headers, at=self.clock(),
+                    token=_token_of(headers, args))
         status, body, extra_headers = 200, {}, {}
         try:
-            self._check_auth(headers, args, method)
-            self._inject_fault(method)
-            handler = self._handlers().get(method)
-            if handler is None:
-                raise _Fail("unknown_method")
-            self._check_rate(method, args)
-            body = handler(args)
-            body = {"ok": True, **body}
+            if method == "oauth.v2.access":  # the app authenticates as itself, not with a token
+                self._check_client(headers, args)
+                self._inject_fault(method)
+                body = {"ok": True, **self._oauth_access(args)}
+            else:
+                self._caller = self._check_auth(headers, args, method)
+                self._inject_fault(method)
+                handler = self._handlers().get(method)
+                if handler is None:
+                    raise _Fail("unknown_method")
+                self._check_rate(method, args)
+                body = handler(args)
+                body = {"ok": True, **body}
         except _Fail as fail:
             status, body, extra_headers = fail.status, fail.body, fail.headers
+        finally:
+            self._caller = None
         call.status, call.response = status, body
         self.calls.append(call)
         await self._notify()
@@ -661,15 +758,70 @@ class FakeSlack:
             self._cond.notify_all()
 
     def _check_auth(self, headers: Mapping[str, str], args: Mapping[str, Any],
-                    method: str = "") -> None:
-        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.get("token") or "")
+                    method: str = "") -> BotToken | None:
+        """The bot token of the call (None for the app-level token, or any bot token while no
+        installation was made through OAuth: the single workspace)."""
+        token = _token_of(headers, args)
         if not token:
             raise _Fail("not_authed")
-        if not token.startswith(("xoxb-", "xapp-")):
+        if not token.startswith(("xoxb-", "xoxe.xoxb-", "xapp-")):
             raise _Fail("invalid_auth")
         if token.startswith("xapp-") != (method == "apps.connections.open"):
             raise _Fail("not_allowed_token_type")
+        if token.startswith("xapp-") or not self.bot_tokens:
+            return None
+        granted = self.bot_tokens.get(token)
+        if granted is None:
+            raise _Fail("invalid_auth")
+        if granted.revoked:
+            raise _Fail("token_revoked")
+        if granted.expires_at is not None and granted.expires_at <= time.time():
+            raise _Fail("token_expired")
+        return granted
+
+    def _check_client(self, headers: Mapping[str, str], args: Mapping[str, Any]) -> None:
+        """``oauth.v2.access``: the client id and secret, by HTTP Basic auth or as arguments."""
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        client_id, secret = args.get("client_id"), args.get("client_secret")
+        if auth.lower().startswith("basic "):
+            try:
+                client_id, _, secret = base64.b64decode(auth[6:].strip()).decode().partition(":")
+            except ValueError:
+                raise _Fail("invalid_client_id") from None
+        if client_id != self.client_id:
+            raise _Fail("invalid_client_id")
+        if secret != self.client_secret:
+            raise _Fail("bad_client_secret")
+
+    def _oauth_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        if args.get("grant_type") == "refresh_token":
+            refresh = str(args.get("refresh_token") or "")
+            install = self._refresh.pop(refresh, None)
+            if install is None:  # unknown, or already used once: Slack revoked it then
+                raise _Fail("invalid_refresh_token")
+            self._spent_refresh.add(refresh)
+            lifetime: int | None = install.refreshed_expires_in
+        else:
+            install = self._codes.pop(str(args.get("code") or ""), None)
+            if install is None:  # unknown, or already exchanged
+                raise _Fail("invalid_code")
+            lifetime = install.expires_in
+        granted = self.grant_token(install, lifetime)
+        body: dict[str, Any] = {
+            "app_id": APP_ID, "access_token": granted.token, "token_type": "bot",
+            "scope": ",".join(install.scopes), "bot_user_id": install.bot_user_id,
+            "team": None if install.org_install else {"id": install.team_id,
+                                                      "name": install.team_name},
+            "enterprise": {"id": install.enterprise_id, "name": install.enterprise_name}
+            if install.enterprise_id else None,
+            "is_enterprise_install": install.org_install,
+            "authed_user": {"id": install.installer},
+        }
+        if lifetime:
+            refresh = f"xoxe-1-{install.team_id or install.enterprise_id}-{next(self._secrets):04d}"
+            self._refresh[refresh] = install
+            body.update(refresh_token=refresh, expires_in=lifetime)
+        return body
 
     def _inject_fault(self, method: str) -> None:
         queue = self._faults.get(method)
@@ -683,7 +835,9 @@ class FakeSlack:
         raise _Fail(fault.error, status=fault.status, headers=headers, **fault.extra)
 
     def _check_rate(self, method: str, args: Mapping[str, Any]) -> None:
-        team = str(args.get("team_id") or self.team_id)
+        caller = self._caller  # limits are per workspace: a known token's own
+        team = str((caller.install.team_id or caller.install.enterprise_id) if caller is not None
+                   else (args.get("team_id") or self.team_id))
         now = self.clock()
         if method == "chat.postMessage":
             self._take_post_token(team, str(args.get("channel", "")), now)
@@ -741,8 +895,24 @@ class FakeSlack:
             "files.info": self._files_info,
         }
 
+    def _bot_user(self) -> str:
+        return self._caller.install.bot_user_id if self._caller is not None else self.user_id
+
+    def _bot_id(self) -> str:
+        return self._caller.install.bot_id if self._caller is not None else self.bot_id
+
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in self.auth.items() if k != "ok"}
+        caller = self._caller
+        if caller is None:
+            return {k: v for k, v in self.auth.items() if k != "ok"}
+        install = caller.install
+        answer: dict[str, Any] = {
+            "url": "https://fake.slack.test/", "team": install.team_name, "user": "insightbot",
+            "team_id": install.team_id or install.enterprise_id, "user_id": install.bot_user_id,
+            "bot_id": install.bot_id, "is_enterprise_install": install.org_install}
+        if install.enterprise_id:
+            answer["enterprise_id"] = install.enterprise_id
+        return answer
 
     def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = _required(args, "channel")
@@ -751,7 +921,7 @@ class FakeSlack:
             raise _Fail("no_text")
         thread_ts = _opt_str(args.get("thread_ts"))
         msg = Message(channel=channel, ts=self._next_ts(), text=text, blocks=blocks,
-                      thread_ts=thread_ts, user=self.user_id, bot_id=self.bot_id,
+                      thread_ts=thread_ts, user=self._bot_user(), bot_id=self._bot_id(),
                       metadata=_as_json(args.get("metadata")))
         self._store(msg)
         self._clear_status(channel, thread_ts)
@@ -759,7 +929,7 @@ class FakeSlack:
 
     def _update(self, args: dict[str, Any]) -> dict[str, Any]:
         msg = self._existing(args, "ts")
-        if msg.user != self.user_id:
+        if msg.user != self._bot_user():  # only the bot's own messages (of this workspace)
             raise _Fail("cant_update_message")
         if msg.streaming and self.clock() - msg.stream_started <= self.stream_ttl:
             # Not documented either way; the bot must stop its stream before editing it, so the
@@ -780,7 +950,7 @@ class FakeSlack:
 
     def _delete(self, args: dict[str, Any]) -> dict[str, Any]:
         msg = self._existing(args, "ts")
-        if msg.user != self.user_id:
+        if msg.user != self._bot_user():
             raise _Fail("cant_delete_message")
         msg.deleted = True
         return {"channel": msg.channel, "ts": msg.ts}
@@ -814,7 +984,7 @@ class FakeSlack:
         if mode is not None and mode not in ("timeline", "plan"):
             raise _Fail("invalid_arguments")
         msg = Message(channel=channel, ts=self._next_ts(), thread_ts=thread_ts,
-                      user=self.user_id, bot_id=self.bot_id, streaming=True,
+                      user=self._bot_user(), bot_id=self._bot_id(), streaming=True,
                       stream_started=self.clock(), task_display_mode=str(mode or "timeline"))
         self._append_chunks(msg, args)
         self._store(msg)
@@ -1005,7 +1175,7 @@ class FakeSlack:
         if channel:
             msg = Message(channel=channel, ts=self._next_ts(),
                           text=str(args.get("initial_comment") or ""), thread_ts=thread_ts,
-                          user=self.user_id, bot_id=None, subtype="file_share")
+                          user=self._bot_user(), bot_id=None, subtype="file_share")
             for f in stored:
                 f.channel, f.thread_ts, f.share_ts, f.completed = channel, thread_ts, msg.ts, True
             msg.files = [f.as_api() for f in stored]
@@ -1317,6 +1487,11 @@ def _cells_text(block: Any) -> int:
     if not isinstance(block, dict) or block.get("type") not in ("table", "data_table"):
         return 0
     return sum(len(s) for s in _texts(block.get("rows") or []))
+
+
+def _token_of(headers: Mapping[str, str], args: Mapping[str, Any]) -> str:
+    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.get("token") or "")
 
 
 def _ratelimited(wait_seconds: float) -> _Fail:

@@ -24,6 +24,32 @@ def test_half_configured_slack_is_an_error() -> None:
         Settings(_env_file=None, SLACK_BOT_TOKEN="xoxb-1").check_platforms()
 
 
+def test_the_distributed_slack_app_needs_its_client_and_signing_secret() -> None:
+    oauth = dict(SLACK_CLIENT_ID="1.2", SLACK_CLIENT_SECRET="client-secret",
+                 SLACK_SIGNING_SECRET="signing")
+    s = Settings(_env_file=None, **oauth)
+    s.check_platforms()  # no SLACK_BOT_TOKEN needed: each workspace's token comes from its install
+    assert s.slack_enabled and s.slack_oauth
+    for missing, line in [("SLACK_CLIENT_SECRET", "^SLACK_CLIENT_SECRET is required for the Slack "
+                                                  "OAuth install"),
+                          ("SLACK_SIGNING_SECRET", "^SLACK_SIGNING_SECRET is required for the "
+                                                   "Slack OAuth install"),
+                          ("SLACK_CLIENT_ID", "^SLACK_CLIENT_ID is required")]:
+        with pytest.raises(ConfigError, match=line):
+            Settings(_env_file=None, **{**oauth, missing: None}).check_platforms()
+    # a static bot token is the single-workspace app, whatever else is set
+    single = Settings(_env_file=None, **oauth, SLACK_BOT_TOKEN="xoxb-1")
+    single.check_platforms()
+    assert single.slack_enabled and not single.slack_oauth
+    assert "client-secret" in s.secrets()
+
+
+def test_rotating_slack_tokens_are_masked_too() -> None:
+    f = SecretFilter([])
+    line = f.redact("bot xoxe.xoxb-1-MS0yLTEyMzQ1Njc4OQ refresh xoxe-1-My0xLTk4NzY1NDMyMQ")
+    assert "MS0y" not in line and "My0x" not in line
+
+
 def test_serve_with_a_missing_database_stops_with_one_line(tmp_path) -> None:
     root = str(Path(__file__).resolve().parents[2])
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": root,

@@ -38,3 +38,16 @@ def test_manifest_covers_the_contract() -> None:
                 m["settings"]["interactivity"]["request_url"],
                 *[c["url"] for c in m["features"]["slash_commands"]]]:
         assert url.endswith("/slack/events")
+
+
+def test_the_oauth_install_asks_for_the_manifests_bot_scopes() -> None:
+    """The distributed app's install asks Slack for exactly the manifest's bot scopes (the
+    manifest is not shipped with the package, so the code holds its own copy)."""
+    from bot.slack.installations import BOT_SCOPES
+
+    m = _manifest()
+    assert list(BOT_SCOPES) == m["oauth_config"]["scopes"]["bot"]
+    assert [u.rsplit("/", 2)[-2:] for u in m["oauth_config"]["redirect_urls"]] == [
+        ["slack", "oauth_redirect"]]
+    # uninstalling (and revoking) must reach the bot, which then deletes the installation
+    assert {"app_uninstalled", "tokens_revoked"} <= set(m["settings"]["event_subscriptions"]["bot_events"])

@@ -564,3 +564,38 @@ async def test_record_question_concurrently_across_repositories(repo: Repository
     assert len(conversations) == 1  # every key asked in the same new thread: one conversation
     runs = await repo.running_runs()
     assert sorted(r.question for r in runs) == sorted(keys)
+
+
+# -- the distributed Slack app's tables --------------------------------------------------------
+
+
+def _layout(table) -> dict:  # type: ignore[no-untyped-def]
+    return {c.name: (type(c.type).__name__, getattr(c.type, "length", None), c.nullable,
+                     c.primary_key) for c in table.columns}
+
+
+def test_slack_sdk_tables_are_declared_as_slack_sdk_builds_them() -> None:
+    """The installation and state stores are slack_sdk's own, on tables our migrations create:
+    the declarations must be slack_sdk's layout, column for column (a slack_sdk upgrade that
+    changes it fails here, asking for a migration)."""
+    from sqlalchemy import MetaData
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    theirs = MetaData()
+    built = [SQLAlchemyInstallationStore.build_installations_table(theirs, "slack_installations"),
+             SQLAlchemyInstallationStore.build_bots_table(theirs, "slack_bots"),
+             SQLAlchemyOAuthStateStore.build_oauth_states_table(theirs, "slack_oauth_states")]
+    for table in built:
+        ours = Base.metadata.tables[table.name]
+        assert _layout(ours) == _layout(table), table.name
+        assert {(i.name, tuple(c.name for c in i.columns)) for i in ours.indexes} == \
+            {(i.name, tuple(c.name for c in i.columns)) for i in table.indexes}
+
+
+async def test_slack_workspaces_are_remembered_and_corrected(repo: Repository) -> None:
+    assert await repo.slack_workspaces() == {}
+    await repo.remember_slack_workspace("T1", None, False)
+    await repo.remember_slack_workspace("T2", "E1", True)
+    await repo.remember_slack_workspace("T1", "E1", False)  # later: T1 is in a Grid after all
+    assert await repo.slack_workspaces() == {"T1": ("E1", False), "T2": ("E1", True)}

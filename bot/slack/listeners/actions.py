@@ -39,6 +39,12 @@ FEEDBACK_AGAIN = "You have already rated this answer that way — each person's 
 FEEDBACK_LOST = "I could not record that feedback."
 
 
+def _team_of(body: dict[str, Any], context: AsyncBoltContext) -> str:
+    """The workspace of the click: the payload's team (an Enterprise Grid organisation's
+    installation may send none; then Bolt's, which is the clicker's)."""
+    return (body.get("team") or {}).get("id") or context.team_id or ""
+
+
 def _channel_of(body: dict[str, Any]) -> str:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
 
@@ -98,7 +104,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if refusal is not None:  # as /insight-history would answer now
             await respond(response_type="ephemeral", text=refusal, replace_original=False)
             return
-        await respond_history(deps, client, respond, team=(body.get("team") or {}).get("id", ""),
+        await respond_history(deps, client, respond, team=_team_of(body, context),
                               channel=channel, user=body["user"]["id"], offset=int(offset))
 
     async def on_suggestion(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
@@ -111,7 +117,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if not (thread and question):
             return
         user = body["user"]["id"]
-        ref = ThreadRef(PLATFORM, (body.get("team") or {}).get("id", ""), _channel_of(body), thread)
+        ref = ThreadRef(PLATFORM, _team_of(body, context), _channel_of(body), thread)
         refusal = await deps.access.refusal(client, _asker_of(body, context))
         if refusal is not None:
             await tell(client, ref.channel, user, refusal, thread)

@@ -17,6 +17,7 @@ from bot.relay import Question, ThreadRef
 from bot.slack.access import Asker, home_of
 from bot.slack.deps import HELP_TEXT, PLATFORM, SlackDeps, is_stop, place_of, strip_mentions
 from bot.slack.home import publish_home
+from bot.slack.installations import workspace_of
 from bot.slack.membership import event_team
 from bot.slack.prompts import suggest_prompts
 from bot.slack.refusals import refuse_in_thread
@@ -28,12 +29,12 @@ _ALLOWED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
-    async def on_mention(event: dict[str, Any], context: AsyncBoltContext,
+    async def on_mention(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext,
                          client: AsyncWebClient) -> None:
         deps.metrics.events.labels(PLATFORM, "app_mention").inc()
-        await _handle_message(deps, event, context, client)
+        await _handle_message(deps, event, body, context, client)
 
-    async def on_message(event: dict[str, Any], context: AsyncBoltContext,
+    async def on_message(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext,
                          client: AsyncWebClient) -> None:
         if event.get("subtype") not in _ALLOWED_SUBTYPES or event.get("bot_id"):
             return
@@ -41,32 +42,34 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             return
         if event.get("channel_type") == "im":
             deps.metrics.events.labels(PLATFORM, "dm").inc()
-            await _handle_message(deps, event, context, client)
+            await _handle_message(deps, event, body, context, client)
             return
         if context.bot_user_id and f"<@{context.bot_user_id}>" in (event.get("text") or ""):
             return  # the app_mention event for the same message handles it
         thread_ts = event.get("thread_ts")
         if not thread_ts:
             return
-        team = context.team_id or event.get("team") or ""
+        team = _workspace(event, body, context)
         conv = await deps.repo.get_conversation(PLATFORM, team, event["channel"], thread_ts)
         if conv is None:
             return  # a thread the bot is not part of
         deps.metrics.events.labels(PLATFORM, "follow_up").inc()
-        await _handle_message(deps, event, context, client)
+        await _handle_message(deps, event, body, context, client)
 
-    async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext,
-                             client: AsyncWebClient) -> None:
+    async def on_home_opened(event: dict[str, Any], body: dict[str, Any],
+                             context: AsyncBoltContext, client: AsyncWebClient) -> None:
         tab = event.get("tab", "home")
+        team = _workspace(event, body, context)
         if tab == "messages" and event.get("channel"):
-            await suggest_prompts(deps, client, context.team_id or "", event["user"], event["channel"])
+            await suggest_prompts(deps, client, team, event["user"], event["channel"])
         if tab != "home":
             return
-        await publish_home(deps, client, context.team_id or "", event["user"])
+        await publish_home(deps, client, team, event["user"])
 
-    async def on_agent_session_stopped(event: dict[str, Any], context: AsyncBoltContext,
-                                       client: AsyncWebClient) -> None:
-        ref = ThreadRef(PLATFORM, context.team_id or "", event["channel"], event["thread_ts"])
+    async def on_agent_session_stopped(event: dict[str, Any], body: dict[str, Any],
+                                       context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        ref = ThreadRef(PLATFORM, _workspace(event, body, context), event["channel"],
+                        event["thread_ts"])
         for run in deps.relay.runs_in_thread(ref):
             await stop_run(deps, client, run.run_id, event.get("user", ""))
 
@@ -76,12 +79,18 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     app.event("agent_session_stopped")(on_agent_session_stopped)
 
 
-async def _handle_message(deps: SlackDeps, event: dict[str, Any], context: AsyncBoltContext,
-                          client: AsyncWebClient) -> None:
+def _workspace(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> str:
+    """The workspace of the thread: the installation's (Bolt's ``team_id``), or for an Enterprise
+    Grid organisation's installation the workspace the event happened in."""
+    return workspace_of(body, context.team_id) or str(event.get("team") or "")
+
+
+async def _handle_message(deps: SlackDeps, event: dict[str, Any], body: dict[str, Any],
+                          context: AsyncBoltContext, client: AsyncWebClient) -> None:
     channel, ts, user = event["channel"], event["ts"], event.get("user", "")
     key = f"slack:msg:{channel}:{ts}"
     thread = event.get("thread_ts") or ts
-    ref = ThreadRef(PLATFORM, context.team_id or event.get("team") or "", channel, thread)
+    ref = ThreadRef(PLATFORM, _workspace(event, body, context), channel, thread)
     text = strip_mentions(event.get("text", ""))
     if text:  # who may ask, and where (bot/slack/access.py): before anything is stored or asked
         home_team, home_enterprise = home_of(context)

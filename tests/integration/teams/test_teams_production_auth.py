@@ -18,6 +18,7 @@ Bot Connector accepts only calls that carry that token.
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 from typing import Any, AsyncIterator
 
@@ -231,3 +232,40 @@ async def test_the_bots_token_goes_only_to_the_service_url_the_activity_token_na
         APP_ID, prod_bot.connector.service_url.rstrip("/"))))
     await prod_bot.wait_finished(OTHER_CHAT)
     assert prod_bot.replies(OTHER_CHAT) and not prod_bot.connector.unauthorized
+
+
+# -- a multi-tenant app registration ---------------------------------------------------------------
+CUSTOMER = "0c1d2e3f-0000-4000-8000-00000000c0de"  # another organisation, allowed to ask
+STRANGER = "0c1d2e3f-0000-4000-8000-0000000057a6"  # another one, not allowed
+
+
+def from_tenant(activity: dict[str, Any], tenant: str) -> dict[str, Any]:
+    activity["conversation"]["tenantId"] = tenant
+    activity["channelData"]["tenant"]["id"] = tenant
+    return activity
+
+
+async def test_a_multi_tenant_bot_answers_the_allowed_tenants_with_a_bot_framework_token(
+        start_teams: StartTeams, fake_wren: FakeWren, entra: FakeEntra) -> None:
+    """teams/README.md's multi-tenant set-up: no ``TEAMS_TENANT_ID`` (the bot serves other
+    organisations), ``TEAMS_ALLOWED_TENANTS`` naming the ones it answers. Its own token comes from
+    the Bot Framework's tenant (``login.microsoftonline.com/botframework.com``), as a multi-tenant
+    bot's does."""
+    entra.register(APP_ID, PASSWORD, "botframework.com")  # the app is multi-tenant
+    bot = await start_teams(WrenHarness(fake_wren), TEAMS_ALLOW_ANONYMOUS=False,
+                            TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=PASSWORD,
+                            TEAMS_TENANT_ID=None, TEAMS_ALLOWED_TENANTS=CUSTOMER)
+    token = bearer(entra.channel_token(APP_ID, bot.connector.service_url))
+    stranger = from_tenant(bot.activity("Theirs?", OTHER_CHAT, "personal"), STRANGER)
+    await bot.send(stranger, headers=token)
+    customer = from_tenant(bot.activity("Ours?", PERSONAL, "personal"), CUSTOMER)
+    await bot.send(customer, headers=token)
+    [answer] = await bot.wait_finished(PERSONAL)
+    assert answer.outcome.value == "done"
+    assert [r.json["question"] for r in fake_wren.requests_to(ASK)] == ["Ours?"]
+    [grant] = entra.token_requests
+    assert (grant.tenant, grant.granted) == ("botframework.com", True)
+    assert bot.connector.calls and not bot.connector.unauthorized
+    # the other organisation was told no (with the same token), and nothing was asked for it
+    [refusal] = await bot.wait_replies(OTHER_CHAT)
+    assert "not set up to answer people of your organisation" in json.dumps(refusal.activity)

@@ -266,6 +266,7 @@ def summarise(lines: dict[str, Timeline], slack: FakeSlack, asked: list[Asked], 
               lag: tuple[dict[str, float], dict[str, float]], working_left: int) -> dict[str, Any]:
     values = list(lines.values())
     final_lag = [v.final_lag for v in values if v.final_lag is not None]
+    answer_lag = [v.answer_lag for v in values if v.answer_lag is not None]
     seen = [v.first_seen - v.asked.sent for v in values if v.first_seen is not None]
     acks = [a.acked - a.sent for a in asked]
     limited: dict[str, int] = {}
@@ -274,7 +275,8 @@ def summarise(lines: dict[str, Timeline], slack: FakeSlack, asked: list[Asked], 
             limited[call.method] = limited.get(call.method, 0) + 1
     mib = 1024 * 1024
     out: dict[str, Any] = {
-        "final lag after the backend's answer": stats(final_lag),
+        "answer text visible after the backend's answer": stats(answer_lag),
+        "final lag after the backend's answer (charts, CSV and feedback row in)": stats(final_lag),
         "first sign of life (placeholder or status)": stats(seen),
         "ack of the HTTP request": stats(acks),
         "chat.update per answer": counts([v.edits for v in values]),

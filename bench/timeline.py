@@ -8,6 +8,12 @@ the fake backend):
   (``assistant.threads.setStatus``) when the placeholder had to wait for the channel;
 * ``final_seen``: the first successful call that put the finished answer in the thread — the
   edit of the placeholder or a new message, whichever carries the answer's feedback buttons;
+* ``answer_seen``: the first call that put the answer's text in the thread for good — a post,
+  edit or ``stopStream`` with the answer's ``markdown`` and no Stop button left. Since answers
+  show their tables (issue #10) the feedback buttons come in a last message *after* the chart
+  and CSV uploads, so ``final_seen`` is "everything, charts included" and ``answer_seen`` "the
+  answer readable"; under load the two differ by Slack's ``files.*`` budget;
+* ``files_seen``: the last ``files.completeUploadExternal`` of the thread (its charts and CSVs);
 * ``edits``: successful ``chat.update`` calls on the thread's messages (progress + final +
   retiring the placeholder, when that is an edit).
 
@@ -53,6 +59,8 @@ class Timeline:
     asked: Asked
     first_seen: float | None = None
     final_seen: float | None = None
+    answer_seen: float | None = None
+    files_seen: float | None = None
     backend_done: float | None = None
     edits: int = 0
     messages: set[str] = field(default_factory=set)
@@ -73,10 +81,22 @@ class Timeline:
             return None
         return self.final_seen - self.backend_done
 
+    @property
+    def answer_lag(self) -> float | None:
+        if self.answer_seen is None or self.backend_done is None:
+            return None
+        return self.answer_seen - self.backend_done
+
 
 def is_final(call: Any) -> bool:
     """The finished answer carries the feedback buttons (a failed run would not: counted apart)."""
     return "feedback" in str(call.args.get("blocks"))
+
+
+def shows_answer(call: Any, blocks: list[dict[str, Any]]) -> bool:
+    """The answer's text, with no Stop button left: the answer, not progress."""
+    return (any(b.get("type") == "markdown" for b in blocks)
+            and "stop_run" not in json.dumps(blocks))
 
 
 THREAD_ARG = {"chat.postMessage": "thread_ts", "chat.startStream": "thread_ts",
@@ -128,6 +148,8 @@ def timelines(slack: FakeSlack, asked: list[Asked]) -> dict[str, Timeline]:
                 _first(line, "first_token", call.at, via=call.method)
             if call.method == "chat.stopStream" and is_final(call):  # the answer ends its stream
                 _first(line, "final_seen", call.at, via=call.method)
+            if call.method == "chat.stopStream":
+                _first(line, "answer_seen", call.at)
         elif call.method in ("chat.postMessage", "chat.update"):
             blocks = _blocks(call)
             if any(b.get("type") == "plan" and b.get("tasks") for b in blocks):
@@ -136,6 +158,10 @@ def timelines(slack: FakeSlack, asked: list[Asked]) -> dict[str, Timeline]:
                 _first(line, "first_token", call.at, via=call.method)
             if is_final(call):
                 _first(line, "final_seen", call.at, via=call.method)
+            if shows_answer(call, blocks):
+                _first(line, "answer_seen", call.at)
+        elif call.method == "files.completeUploadExternal":
+            line.files_seen = call.at
     return lines
 
 

@@ -6,7 +6,8 @@ it maps the chat thread to a backend conversation, runs the backend, folds its u
 imports Slack or Teams code.
 """
 
-from bot.relay.relay import NoProfile, Relay, Routing, StopResult
+from bot.relay.profile_choice import NoProfile, Routing
+from bot.relay.relay import Relay, StopResult
 from bot.relay.sink import ReplySink, SinkFactory
 from bot.relay.thread import Question, ThreadRef
 

@@ -27,7 +27,7 @@ import asyncio
 import enum
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -42,6 +42,7 @@ from bot.routing import Place
 from bot.delivery.reply import Receipt
 from bot.relay.drawings import ChartRendering, Drawings
 from bot.relay.live import LiveRun, LiveRuns
+from bot.relay.profile_choice import ProfileChoice, Routing
 from bot.relay.sink import SinkFactory
 from bot.relay.snapshot import answer_from_dict, answer_to_dict
 from bot.relay.suggestions import with_suggestions
@@ -63,18 +64,6 @@ class StopResult(str, enum.Enum):
     NOT_FOUND = "not_found"
 
 
-@dataclass(frozen=True)
-class Routing:
-    """Where a question goes: a profile, or (``profile`` None) a refusal to tell the asker."""
-
-    profile: Profile | None
-    refusal: str | None = None
-
-
-class NoProfile(LookupError):
-    """A question no profile can answer reached :meth:`Relay.ask` (its platform did not route)."""
-
-
 class Relay:
     def __init__(self, repo: Repository, backends: Backend | Profiles, *,
                  charts: ChartRendering | None = None,
@@ -84,6 +73,7 @@ class Relay:
         self.repo = repo
         # one backend (no routing file) is one implicit profile
         self.profiles = backends if isinstance(backends, Profiles) else Profiles.single(backends)
+        self.choice = ProfileChoice(repo, self.profiles)
         self.charts = charts
         self.chart_wait = chart_wait  # how long a finished answer waits for a chart being drawn
         self._after: set[asyncio.Task[None]] = set()  # late charts, then on_finish
@@ -113,27 +103,12 @@ class Relay:
 
     # -- routing -------------------------------------------------------------------------
     async def route(self, ref: ThreadRef, place: Place) -> Routing:
-        """The profile a question in ``ref`` goes to: the one its thread started with, else the
-        one the routes give ``place``; or a refusal (nothing is stored)."""
-        if self.profiles.implicit:
-            return Routing(self.profiles.primary)
-        conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
-        if conv is not None and conv.profile is not None:
-            kept = self.profiles.get(conv.profile)
-            if kept is None:  # the routing file no longer has it
-                return Routing(None, self.profiles.refusal(gone=conv.profile))
-            return Routing(kept)
-        profile, _ = self.profiles.route(place)
-        if profile is None:
-            return Routing(None, self.profiles.refusal())
-        return Routing(profile)
+        """Where a question asked at ``place`` in ``ref`` goes (see :mod:`bot.relay.profile_choice`)."""
+        return await self.choice.route(ref, place)
 
     async def profile_here(self, ref: ThreadRef) -> str | None:
         """The profile the thread ``ref`` keeps, if it has started (for ``/insight-routes``)."""
-        if self.profiles.implicit:
-            return None
-        conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
-        return conv.profile if conv is not None else None
+        return await self.choice.kept(ref)
 
     # -- asking --------------------------------------------------------------------------
     async def ask(self, question: Question) -> str | None:
@@ -143,7 +118,7 @@ class Relay:
         ``question.profile`` is what :meth:`route` chose; the thread's stored profile wins over
         it. Raises :class:`NoProfile`, having stored nothing, when no profile applies."""
         ref = question.ref
-        profile = await self._profile_for(question)
+        profile = await self.choice.for_question(question)
         stored = None if self.profiles.implicit else profile.name
         if question.event_key is not None:
             recorded = await self.repo.record_question(
@@ -174,20 +149,6 @@ class Relay:
         live.task = asyncio.create_task(self._run(live, ahead), name=f"run-{record.id}")
         self._watch_remote_stops()
         return record.id
-
-    async def _profile_for(self, question: Question) -> Profile:
-        if self.profiles.implicit:
-            return self.profiles.primary
-        profile = self.profiles.get(question.profile)
-        if profile is not None:
-            return profile
-        ref = question.ref  # not routed by its platform: the thread's own, else the default
-        conv = await self.repo.get_conversation(ref.platform, ref.workspace, ref.channel, ref.thread)
-        profile = self.profiles.get(conv.profile if conv else None) or self.profiles.get(
-            self.profiles.default if conv is None or conv.profile is None else None)
-        if profile is None:
-            raise NoProfile(f"no backend profile for {ref.key}")
-        return profile
 
     async def _run(self, live: LiveRun, ahead: int) -> None:
         waiting = ahead > 0
@@ -609,24 +570,12 @@ class Relay:
             self._watch_remote_stops()
         return touched
 
-    async def _profile_of(self, record: RunRecord) -> Profile | None:
-        """The profile a resumed run continues on: its conversation's (never a fresh route);
-        a conversation from before profiles: the default, when of the run's backend kind."""
-        if self.profiles.implicit:
-            return self.profiles.primary
-        conv = await self.repo.get_conversation(record.platform, record.workspace, record.channel,
-                                                record.thread)
-        if conv is not None and conv.profile is not None:
-            return self.profiles.get(conv.profile)
-        default = self.profiles.get(self.profiles.default)
-        return default if default is not None and default.kind == record.backend else None
-
     async def _resume(self, live: LiveRun, record: RunRecord) -> None:
         try:
             if not record.active:  # finished, stored, never marked delivered
                 await self._redeliver(live, record)
                 return
-            live.profile = await self._profile_of(record)
+            live.profile = await self.choice.for_record(record)
             if not record.reply_ts:
                 live.answer = Answer(parts=(StatusPart(STATUS_ID, WORKING),))
                 await self._open_reply(live)

@@ -18,6 +18,7 @@ reply.
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp import web
 from jwt import PyJWTError
@@ -81,3 +82,22 @@ async def authorize(request: web.Request, config: AgentAuthConfiguration) -> Cla
         # unsigned token (``alg: none``, no ``kid``) raised KeyError here and became a 500
         log.warning("teams: rejected an activity with a malformed token (%s)", type(exc).__name__)
         return web.json_response(_INVALID, status=401)
+
+
+def entra_refusal(exc: BaseException) -> str | None:
+    """The Entra error (``invalid_client``…) when ``exc`` is the SDK failing to get the bot's
+    own token — a wrong or expired ``TEAMS_APP_PASSWORD``, a wrong app or tenant id — else None.
+
+    The SDK raises it as a plain ``ValueError`` from inside the turn (it needs a token before our
+    handler runs), told apart only by its documented error code.
+    """
+    from microsoft_agents.authentication.msal.errors.error_resources import (
+        AuthenticationErrorResources,
+    )
+
+    code = AuthenticationErrorResources.FailedToAcquireToken.error_code
+    text = str(exc)
+    if not isinstance(exc, ValueError) or f"Error Code: {code}" not in text:
+        return None
+    found = re.search(r"'error': '([A-Za-z_]+)'", text)
+    return found.group(1) if found else "unknown"

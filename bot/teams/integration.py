@@ -30,7 +30,9 @@ from bot.relay.thread import ThreadRef
 from bot.teams import guard
 from bot.teams.access import TeamsAccess
 from bot.teams.agent import TeamsAgent
-from bot.teams.auth import auth_configuration, authorize, connection_manager, outbound_identity
+from bot.teams.auth import (
+    auth_configuration, authorize, connection_manager, entra_refusal, outbound_identity,
+)
 from bot.teams.cards import text_activity
 from bot.teams.connector import TeamsConnector
 from bot.teams.files import CsvOffers
@@ -109,6 +111,15 @@ class TeamsIntegration:
                 guard.CheckedRequest(request, activity), self.agent))
         except ValidationError:
             return web.json_response({"error": "Not a valid activity"}, status=400)
+        except ValueError as exc:
+            refusal = entra_refusal(exc)
+            if refusal is None:
+                raise
+            # one line, not a traceback per activity; 503 makes Teams deliver it again later
+            log.error("teams: Entra refused the bot's own token (%s): check TEAMS_APP_ID, "
+                      "TEAMS_APP_PASSWORD and TEAMS_TENANT_ID", refusal)
+            return web.json_response({"error": "the bot cannot authenticate to Teams"},
+                                     status=503, headers={"Retry-After": "30"})
         return response if response is not None else web.Response(status=202)
 
     async def close(self) -> None:

@@ -171,7 +171,8 @@ async def test_an_invoke_with_a_bad_token_is_refused(prod_bot: TeamsBot, entra: 
 
 # -- the outbound side --------------------------------------------------------------------------
 async def test_a_wrong_app_password_sends_nothing_unauthenticated(
-        start_teams: StartTeams, fake_wren: FakeWren, entra: FakeEntra) -> None:
+        start_teams: StartTeams, fake_wren: FakeWren, entra: FakeEntra,
+        caplog: pytest.LogCaptureFixture) -> None:
     bot = await start_teams(WrenHarness(fake_wren), TEAMS_ALLOW_ANONYMOUS=False,
                             TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD="a-stale-password",
                             TEAMS_TENANT_ID=TENANT)
@@ -179,8 +180,14 @@ async def test_a_wrong_app_password_sends_nothing_unauthenticated(
     token = entra.channel_token(APP_ID, bot.connector.service_url)
     resp = await bot.client.post("/api/messages", json=activity, headers=bearer(token))
     # The SDK needs a token inside the turn already (its user-token client), so the turn fails
-    # before our handler and Teams is told to deliver the activity again later
-    assert resp.status >= 500
+    # before our handler: one log line, and 503 so Teams delivers the activity again later
+    assert resp.status == 503 and resp.headers["Retry-After"] == "30"
+    ours = [r for r in caplog.records if r.name == "bot.teams.integration"]
+    assert [r.getMessage() for r in ours] == [
+        "teams: Entra refused the bot's own token (invalid_client): check TEAMS_APP_ID, "
+        "TEAMS_APP_PASSWORD and TEAMS_TENANT_ID"]
+    assert not any(r.name == "aiohttp.server" for r in caplog.records)  # no traceback per activity
+    assert "a-stale-password" not in caplog.text
     assert entra.token_requests and not any(r.granted for r in entra.token_requests)
     assert {r.error for r in entra.token_requests} == {"invalid_client"}
     assert bot.connector.calls == []  # no reply went out without a token

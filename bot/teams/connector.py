@@ -206,11 +206,16 @@ def vouched_for(target: ReplyTarget) -> bool:
     host, port) must be the one the token names. Identities without the claim (anonymous mode,
     replies after a restart) name none.
     """
-    identity = target.identity
+    return service_url_vouched(target.identity, target.service_url)
+
+
+def service_url_vouched(identity: Any, service_url: str) -> bool:
+    """:func:`vouched_for` for an identity and a URL (also checked on arrival, so an activity
+    naming another server is refused before anything is asked)."""
     claimed = identity.get_claim_value(AuthenticationConstants.SERVICE_URL_CLAIM) if identity else None
     if not claimed:
         return True
-    return _origin(str(claimed)) == _origin(target.service_url)
+    return _origin(str(claimed)) == _origin(service_url)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -34,7 +34,7 @@ from bot.teams.auth import (
     auth_configuration, authorize, connection_manager, entra_refusal, outbound_identity,
 )
 from bot.teams.cards import text_activity
-from bot.teams.connector import TeamsConnector
+from bot.teams.connector import TeamsConnector, service_url_vouched
 from bot.teams.files import CsvOffers
 from bot.teams.limits import teams_scheduler
 from bot.teams.memory import AnswerPages, NameBook, TargetBook
@@ -103,6 +103,11 @@ class TeamsIntegration:
             activity = await guard.read_activity(request)
         except guard.Refused as exc:
             return exc.response
+        if not service_url_vouched(identity, str(activity.get("serviceUrl") or "")):
+            # a genuine token (replayed, say) on an activity naming another server: answering
+            # would send our own token there, and asking the backend would be for nothing
+            log.warning("teams: refused an activity whose serviceUrl is not the one its token names")
+            return web.json_response({"error": "serviceUrl does not match the token"}, status=401)
         with warnings.catch_warnings():  # the SDK reads this plain-string key; no await inside
             warnings.simplefilter("ignore", NotAppKeyWarning)
             request["claims_identity"] = identity

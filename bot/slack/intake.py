@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -189,16 +190,28 @@ class AckFirstSocketModeHandler(AsyncSocketModeHandler):
         try:
             guard.check_envelope(req.type, req.payload)
         except guard.Malformed as exc:
-            await self._ack(client, req, str(exc))
+            await self._ack(client, req, f"malformed: {exc}")
             return
         if req.type != "events_api":
-            await super().handle(client, req)
+            await self._handle_interaction(client, req)
             return
         await self._ack_held_event(client, req)
         if req.payload.get("type") != "event_callback":
             return  # app_rate_limited: nothing to do but acknowledge it
         self.intake.enqueue(req.payload, AsyncBoltRequest(mode="socket_mode", body=req.payload,
                                                           headers=build_headers(req)))
+
+    async def _handle_interaction(self, client: SocketModeClient, req: SocketModeRequest) -> None:
+        """A slash command or interaction through Bolt. One nothing handles (a view we never
+        opened, an unknown action) is still acknowledged: over HTTP Bolt answers it 404, but
+        over the socket it would send nothing, and Slack would wait, then show the person an
+        error and send it again."""
+        start = time.time()
+        bolt_resp = await run_async_bolt_app(self.app, req)
+        if bolt_resp.status == 404:
+            await self._ack(client, req, "no listener handles it")
+            return
+        await send_async_response(client, req, bolt_resp, start)
 
     @staticmethod
     async def _ack_held_event(client: SocketModeClient, req: SocketModeRequest) -> None:
@@ -213,7 +226,7 @@ class AckFirstSocketModeHandler(AsyncSocketModeHandler):
 
     @staticmethod
     async def _ack(client: SocketModeClient, req: SocketModeRequest, reason: str) -> None:
-        log.info("dropped a malformed Socket Mode %s envelope: %s", req.type, reason)
+        log.info("acknowledged and dropped a Socket Mode %s envelope: %s", req.type, reason)
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
 
 

@@ -167,3 +167,17 @@ async def test_a_suggestion_clicked_over_the_socket_asks_once(start_bot) -> None
     assert [r.question for r in backend.asked] == ["revenue last quarter", button["value"]]
     asked_by = [m.text for m in bot.bot_replies(ts) if "asked:" in m.text]
     assert asked_by == [f"<@{OTHER}> asked: {button['value']}"]
+
+
+async def test_an_interaction_nothing_handles_is_still_acknowledged(start_bot,
+                                                                     fake_wren: FakeWren) -> None:
+    """A submission of a view the bot never opened (found by the fuzzer with 500 examples): over
+    HTTP Bolt answers 404; over the socket it used to send nothing, so Slack would wait, show the
+    person an error and send it again."""
+    bot = await socket_bot(start_bot, fake_wren)
+    submission = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": USER},
+                  "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2.3",
+                  "view": {"id": "V1", "callback_id": "", "type": "modal", "state": None,
+                           "private_metadata": None}}
+    await bot.slack.push_envelope("interactive", submission, envelope_id="env-unknown-view")
+    await acked_once(bot.slack, "env-unknown-view")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -68,6 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
+def _ensure_stdin() -> None:
+    """Give the process a stdin (``/dev/null``) when it was started without one.
+
+    Some process managers start services with file descriptor 0 closed. vl-convert's JavaScript
+    engine, which draws the charts (here and in the chart workers, which inherit it), panics at
+    start without a stdin, and every chart is lost with nothing but a Rust backtrace in the log.
+    """
+    try:
+        os.fstat(0)
+    except OSError:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        if fd != 0:
+            os.dup2(fd, 0)
+            os.close(fd)
+        log.info("stdin was closed: reading /dev/null instead (chart rendering needs one)")
+
+
 class DatabaseUnavailable(Exception):
     """DATABASE_URL cannot be opened; the message is one line naming it (password hidden)."""
 
@@ -100,6 +118,7 @@ def _check_database(url: str) -> None:
 def _serve(settings: Settings, routing: "RoutingConfig") -> int:
     settings.check_platforms()
     _check_database(settings.DATABASE_URL)
+    _ensure_stdin()
     from aiohttp import web
 
     from bot.service import Service

@@ -7,6 +7,9 @@ each child is a real, separate process running ``bot.cli.main(["serve"])`` with 
 environment, working directory and log, so ``kill -9`` of it is as abrupt as of any other
 process. Only third-party imports are shared (before any event loop, thread or connection exists).
 
+Children start with stdin closed, as some process managers start services: ``serve`` must
+cope (vl-convert's engine needs a stdin; see ``bot/cli.py``), and the chart tests show it does.
+
 The children are the zygote's, not ours: the zygote ignores SIGCHLD so the kernel reaps them,
 and :class:`ForkedProcess` watches ``/proc`` to see one go.
 """
@@ -42,8 +45,7 @@ for line in sys.stdin:
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        null = os.open(os.devnull, os.O_RDONLY)  # not closed: vl-convert's engine needs a stdin
-        os.dup2(null, 0)
+        os.close(0)  # as some process managers start services: serve must cope (bot/cli.py)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])

@@ -8,47 +8,13 @@ test_storage_postgres.py; without a server the module is skipped with the reason
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage import Repository, normalize_url
+from storage import Repository
 from storage.repository import VoteOutcome
-
-DEFAULT_TEST_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-CONNECT_TIMEOUT = 2.0
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(normalize_url(url), isolation_level="AUTOCOMMIT",
-                                 connect_args={"timeout": CONNECT_TIMEOUT})
-    try:
-        async with asyncio.timeout(CONNECT_TIMEOUT + 1):
-            async with engine.connect() as conn:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> str:
-    configured = os.environ.get("TEST_DATABASE_URL")
-    admin_url = configured or DEFAULT_TEST_URL
-    name = f"insightbot_votes_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # unreachable server, bad credentials, no CREATEDB right
-        reason = f"{type(exc).__name__}: {exc}"
-        if configured:
-            pytest.fail(f"PostgreSQL at TEST_DATABASE_URL is not usable: {reason}")
-        pytest.skip(f"no PostgreSQL at the default address {DEFAULT_TEST_URL}: {reason}")
-    url = normalize_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    yield url
-    asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
+from tests.integration.test_storage_postgres import pg_url  # noqa: F401  (fixture)
 
 @pytest.fixture
 async def repo(pg_url: str):

@@ -3,28 +3,15 @@ driven by the real slack_sdk AsyncWebClient: answers and errors shaped as Slack'
 
 from __future__ import annotations
 
-import pytest
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.slack import FakeSlack
-
-
-@pytest.fixture
-async def fake():
-    async with FakeSlack() as f:
-        yield f
-
-
-@pytest.fixture
-def client(fake: FakeSlack) -> AsyncWebClient:
-    return AsyncWebClient(token="xoxb-test", base_url=fake.base_url)
+from tests.unit.test_fake_slack import client, fake  # noqa: F401  (fixtures)
+from tests.unit.test_fake_slack import error_of as raised_by
 
 
 async def error_of(coro) -> str:
-    with pytest.raises(SlackApiError) as info:
-        await coro
-    return info.value.response["error"]
+    return (await raised_by(coro)).response["error"]
 
 
 async def test_usergroup_members_and_errors(fake: FakeSlack, client: AsyncWebClient) -> None:

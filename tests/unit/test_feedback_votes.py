@@ -4,8 +4,6 @@ per run, whatever the clicks, replicas or order; the run's own columns keep work
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -13,35 +11,7 @@ from sqlalchemy import text
 from storage import Repository, upgrade
 from storage.engine import create_engine
 from storage.repository import VoteOutcome
-
-
-class StepClock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path}/votes.db"
-
-
-@pytest.fixture
-async def repo(db_url: str):
-    repository = await Repository.open(db_url, clock=StepClock())
-    yield repository
-    await repository.close()
-
-
-@pytest.fixture
-async def replica(repo: Repository, db_url: str):
-    """A second Repository on the same file: another replica."""
-    repository = await Repository.open(db_url, clock=StepClock())
-    yield repository
-    await repository.close()
+from tests.unit.test_storage import clock, db_url, repo, repo2  # noqa: F401  (fixtures)
 
 
 async def _run(repo: Repository, thread: str = "1.1") -> str:
@@ -93,8 +63,9 @@ async def test_set_feedback_is_one_vote_per_person_too(repo: Repository) -> None
     assert await repo.set_feedback("nosuchrun", "good", "U1") is False
 
 
-async def test_concurrent_clicks_on_two_replicas_leave_one_vote(repo: Repository,
-                                                                replica: Repository) -> None:
+async def test_concurrent_clicks_on_two_replicas_leave_one_vote(repo: Repository,  # noqa: F811
+                                                                repo2: Repository) -> None:  # noqa: F811
+    replica = repo2  # a second Repository on the same file: another replica
     run = await _run(repo)
     outcomes = await asyncio.gather(*(r.vote(run, "U1", "good")
                                       for _ in range(10) for r in (repo, replica)))
